@@ -1,0 +1,98 @@
+"""The one typed settings object, read from ``BANDEJA_*`` variables once at start-up.
+
+Nothing else in the code base reads ``os.environ``: processes build a :class:`Settings`
+in their entry point and pass it down.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.fernet import Fernet, MultiFernet
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
+APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
+
+
+class Settings(BaseSettings):
+    """Every knob of every Bandeja process (DESIGN.md, "Contracts")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BANDEJA_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "postgresql://localhost/bandeja"
+    crm_database_url: str | None = None
+    broker_url: str = "amqp://guest:guest@localhost:5672/"
+
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    authority_host: str = "https://login.microsoftonline.com"
+    # The tenant segment used to start a delegated sign-in; refreshes then target the
+    # user's own tenant (MS365.md §1.4).
+    sign_in_tenant: str = "organizations"
+
+    imap_host: str = "outlook.office365.com"
+    imap_port: int = 993
+    imap_tls: bool = True
+    imap_timeout: float = 60.0
+    ca_bundle: Path | None = None
+
+    public_url: str = "http://localhost:8080"
+    http_port: int = 8080
+    http_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on every interface
+
+    token_keys: SecretStr = Field(default=SecretStr(""))
+    admin_token: SecretStr = Field(default=SecretStr(""))
+
+    poll_interval: float = 60.0
+    metrics_port: int = 9191
+    worker_threads: int = 8
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    fetch_batch_size: int = 20
+    max_message_bytes: int = 50 * 1024 * 1024
+    oauth_state_ttl: float = 600.0
+
+    @field_validator("authority_host", "public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def crm_dsn(self) -> str:
+        return self.crm_database_url or self.database_url
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_url}/oauth/callback"
+
+    @property
+    def admin_consent_redirect_uri(self) -> str:
+        return f"{self.public_url}/admin-consent/callback"
+
+    @cached_property
+    def fernet(self) -> MultiFernet:
+        """The token cipher: the first key encrypts, every key decrypts (rotation)."""
+        keys = [k.strip() for k in self.token_keys.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("BANDEJA_TOKEN_KEYS is empty: refusing to handle tokens")
+        return MultiFernet([Fernet(k.encode()) for k in keys])
+
+    def require_secrets(self) -> None:
+        """Fail at start-up, not at the first request, when a mandatory secret is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("BANDEJA_TOKEN_KEYS", self.token_keys),
+                ("BANDEJA_ADMIN_TOKEN", self.admin_token),
+            )
+            if not value.get_secret_value()
+        ]
+        if missing:
+            raise SystemExit(f"refusing to start: {', '.join(missing)} not set")
+        _ = self.fernet
