@@ -6,6 +6,7 @@ in their entry point and pass it down.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     fetch_batch_size: int = 20
     max_message_bytes: int = 50 * 1024 * 1024
     oauth_state_ttl: float = 600.0
+    client_secret_expires_at: datetime | None = None
 
     @field_validator("authority_host", "public_url")
     @classmethod

@@ -1,0 +1,111 @@
+"""Liveness and readiness checks, and the small HTTP server workers expose them on.
+
+Liveness never depends on PostgreSQL or RabbitMQ: restarting a pod cannot fix a broker
+outage (OPS.md §4.2). Readiness does, so a rollout waits for dependencies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+import pika
+import psycopg
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from common.broker import tuned_url
+
+Check = Callable[[], None]
+
+
+class Heartbeat:
+    """Touched by a process's main loop; stale when that loop has stopped turning."""
+
+    def __init__(self, max_age: float = 120.0) -> None:
+        self.max_age = max_age
+        self._last = time.monotonic()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def check(self) -> None:
+        age = time.monotonic() - self._last
+        if age > self.max_age:
+            raise RuntimeError(f"main loop silent for {age:.0f}s")
+
+
+def database_check(dsn: str) -> Check:
+    def check() -> None:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+
+    return check
+
+
+def broker_check(url: str) -> Check:
+    def check() -> None:
+        params = pika.URLParameters(tuned_url(url))
+        params.socket_timeout = 3
+        params.connection_attempts = 1
+        pika.BlockingConnection(params).close()
+
+    return check
+
+
+def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by type
+            results[name] = f"failing: {type(exc).__name__}"
+    return all(v == "ok" for v in results.values()), results
+
+
+def health_routes(liveness: dict[str, Check], readiness: dict[str, Check]) -> list[Route]:
+    def healthz(_: Request) -> JSONResponse:
+        ok, results = run_checks(liveness)
+        return JSONResponse(results, status_code=200 if ok else 503)
+
+    def readyz(_: Request) -> JSONResponse:
+        ok, results = run_checks(readiness)
+        return JSONResponse(results, status_code=200 if ok else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+
+
+class OpsServer:
+    """Serves /healthz, /readyz and /metrics for a worker process in a background thread."""
+
+    def __init__(
+        self, port: int, liveness: dict[str, Check], readiness: dict[str, Check]
+    ) -> None:
+        app = Starlette(routes=health_routes(liveness, readiness))
+        config = uvicorn.Config(
+            app, host="0.0.0.0", port=port, log_config=None, access_log=False  # noqa: S104
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="ops-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        with suppress(RuntimeError):
+            self._thread.join(timeout=5)

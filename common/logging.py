@@ -1,0 +1,128 @@
+"""structlog set-up shared by every process: JSON lines, secrets redacted, no locals.
+
+``dict_tracebacks`` would log every frame's local variables by default, tokens included
+(OPS.md §6), so tracebacks are rendered with ``show_locals=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+
+SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "client_secret",
+        "client_assertion",
+        "authorization",
+        "password",
+        "code",
+        "code_verifier",
+        "token_cache",
+        "auth_string",
+        "admin_token",
+        "token_keys",
+    }
+)
+REDACTED = "[redacted]"
+# Bearer credentials and JWTs (three base64url segments) wherever they hide in a string.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"(?i)((?:access|refresh|id)_token[\"']?\s*[:=]\s*[\"']?)[^\s\"',&]+"),
+)
+
+
+class SecretRedactor:
+    """A structlog processor that masks secret keys, bearer strings and known secret values."""
+
+    def __init__(self, known_secrets: Iterable[str] = ()) -> None:
+        self._known = sorted({s for s in known_secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def add_known_secret(self, value: str) -> None:
+        if len(value) >= 6 and value not in self._known:
+            self._known.append(value)
+            self._known.sort(key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._known:
+            text = text.replace(secret, REDACTED)
+        text = _SECRET_PATTERNS[0].sub(r"\1" + REDACTED, text)
+        text = _SECRET_PATTERNS[1].sub(REDACTED, text)
+        return _SECRET_PATTERNS[2].sub(r"\1" + REDACTED, text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: REDACTED if k in SECRET_KEYS else self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = REDACTED if key.lower() in SECRET_KEYS else self._clean(value)
+        return event_dict
+
+
+redactor = SecretRedactor()
+
+
+def configure_logging(*, level: str = "INFO", fmt: str = "json", process: str = "") -> None:
+    """Route structlog and stdlib logging (dramatiq, pika, psycopg) through one JSON pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+        redactor,
+    ]
+    if process:
+        shared.insert(1, _bind_process(process))
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # pika narrates every frame at INFO; its failures still surface as WARNING+.
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _bind_process(process: str) -> Any:
+    def add_process(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict.setdefault("process", process)
+        return event_dict
+
+    return add_process

@@ -1,0 +1,85 @@
+"""dramatiq middleware shared by every worker: log context and metrics in seconds.
+
+dramatiq's own Prometheus middleware is off by default, forks its own HTTP server and
+measures milliseconds (OPS.md §1.5); ours records into the process registry that the
+ops server already exposes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from dramatiq import Middleware
+from dramatiq.broker import Broker
+from dramatiq.message import Message
+from prometheus_client import Counter, Histogram
+
+ACTOR_MESSAGES = Counter(
+    "bandeja_actor_messages", "Messages handled by actors, by outcome", ["actor", "result"]
+)
+ACTOR_DURATION = Histogram(
+    "bandeja_actor_duration_seconds",
+    "Time spent in an actor",
+    ["actor"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+
+
+class LogContext(Middleware):
+    """Bind the message's identity into the log context of the worker thread, and clear it after.
+
+    Worker threads are long-lived: without clearing, one message's context leaks into the next.
+    """
+
+    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            message_id=message.message_id,
+            actor=message.actor_name,
+            retries=message.options.get("retries", 0),
+        )
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: Message[Any],
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message
+
+
+class WorkerMetrics(Middleware):
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+        self._started[message.message_id] = time.monotonic()
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: Message[Any],
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        started = self._started.pop(message.message_id, None)
+        if started is not None:
+            ACTOR_DURATION.labels(message.actor_name).observe(time.monotonic() - started)
+        if exception is None:
+            outcome = "success"
+        elif message.failed:
+            outcome = "dead"
+        else:
+            outcome = "retry"
+        ACTOR_MESSAGES.labels(message.actor_name, outcome).inc()
+
+    def after_skip_message(self, broker: Broker, message: Message[Any]) -> None:
+        self._started.pop(message.message_id, None)
+        ACTOR_MESSAGES.labels(message.actor_name, "dead" if message.failed else "skipped").inc()

@@ -1,0 +1,87 @@
+"""Process plumbing shared by every ``bandeja`` sub-command: signals, threads, workers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+from dramatiq import Worker
+from dramatiq.broker import Broker
+
+from common.health import Check, OpsServer, broker_check, database_check
+from common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# How long SIGTERM waits for in-flight actors; the longest (a fetch) is time-limited to
+# 10 minutes, and deploy/k8s gives pods a grace period longer than this.
+WORKER_SHUTDOWN_MS = 10 * 60 * 1000
+
+
+def stop_event_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def readiness_checks(settings: Settings) -> dict[str, Check]:
+    return {
+        "database": database_check(settings.database_url),
+        "broker": broker_check(settings.broker_url),
+    }
+
+
+def start_loops(loops: Iterable[tuple[str, Callable[[threading.Event], None]]], stop: threading.Event) -> list[threading.Thread]:
+    threads = []
+    for name, loop in loops:
+        thread = threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def run_worker_process(
+    settings: Settings,
+    broker: Broker,
+    queues: set[str],
+    loops: Iterable[tuple[str, Callable[[threading.Event], None]]] = (),
+    liveness: dict[str, Check] | None = None,
+) -> None:
+    """Consume ``queues`` with an embedded dramatiq worker until SIGTERM.
+
+    One OS process per pod with threads inside: ``--processes`` would default to the
+    node's CPU count (OPS.md §1.6); scale with replicas instead.
+    """
+    stop = stop_event_on_signals()
+    worker = Worker(broker, queues=queues, worker_threads=settings.worker_threads)
+    worker.start()
+
+    def workers_alive() -> None:
+        dead = [t.name for t in worker.workers if not t.is_alive()]
+        if dead:
+            raise RuntimeError(f"worker threads died: {dead}")
+
+    ops = OpsServer(
+        settings.metrics_port,
+        liveness={"workers": workers_alive, **(liveness or {})},
+        readiness=readiness_checks(settings),
+    )
+    ops.start()
+    threads = start_loops(loops, stop)
+    log.info("worker_started", queues=sorted(queues), threads=settings.worker_threads)
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=10)
+    worker.stop(timeout=WORKER_SHUTDOWN_MS)
+    broker.close()
+    ops.stop()
+    log.info("worker_stopped")

@@ -1,0 +1,172 @@
+"""The auth service's HTTP surface (DESIGN.md, "Contracts")."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from common.health import Check, health_routes
+from common.settings import Settings
+from common.tokens import TokenCipher
+from services.auth import callback, metrics, store
+from services.auth.pages import pick_lang
+from services.auth.identity import IdentityClient, IdentityFailure
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class AuthContext:
+    settings: Settings
+    pool: ConnectionPool[Connection[Any]]
+    identity: IdentityClient
+    cipher: TokenCipher
+
+
+def create_app(ctx: AuthContext, liveness: dict[str, Check], readiness: dict[str, Check]) -> Starlette:
+    def connect(request: Request) -> Response:
+        return start_connect(ctx, request)
+
+    def oauth_callback(request: Request) -> Response:
+        return callback.finish_connect(ctx, request)
+
+    def admin_consent(request: Request) -> Response:
+        return start_admin_consent(ctx, request)
+
+    def admin_consent_callback(request: Request) -> Response:
+        return callback.finish_admin_consent(ctx, request)
+
+    def api_mailboxes(request: Request) -> Response:
+        if denied := require_admin(ctx.settings, request):
+            return denied
+        with ctx.pool.connection() as conn:
+            rows = store.list_mailboxes(conn)
+        return JSONResponse([_mailbox_json(r) for r in rows])
+
+    def api_disconnect(request: Request) -> Response:
+        if denied := require_admin(ctx.settings, request):
+            return denied
+        with ctx.pool.connection() as conn, conn.transaction():
+            changed = store.disconnect(conn, int(request.path_params["mailbox_id"]))
+        return JSONResponse({"disconnected": changed}, status_code=200 if changed else 404)
+
+    routes = [
+        Route("/connect", connect),
+        Route("/oauth/callback", oauth_callback),
+        Route("/admin-consent", admin_consent),
+        Route("/admin-consent/callback", admin_consent_callback),
+        Route("/api/mailboxes", api_mailboxes),
+        Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
+        *health_routes(liveness, readiness),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
+
+
+def start_connect(ctx: AuthContext, request: Request) -> Response:
+    login_hint = (request.query_params.get("login_hint") or "").strip().lower() or None
+    lang = pick_lang(request)
+    try:
+        flow = ctx.identity.start_sign_in(login_hint)
+    except IdentityFailure as failure:
+        return callback.failure_page(ctx, request, lang, failure.classification, login_hint)
+    with ctx.pool.connection() as conn:
+        store.save_flow(
+            conn,
+            state=flow["state"],
+            kind="connect",
+            flow=ctx.cipher.encrypt(json.dumps(flow)),
+            login_hint=login_hint,
+            lang=lang,
+            ttl=ctx.settings.oauth_state_ttl,
+        )
+    return RedirectResponse(flow["auth_uri"], status_code=302)
+
+
+def admin_consent_url(settings: Settings, state: str, tenant: str = "organizations") -> str:
+    query = urlencode(
+        {
+            "client_id": settings.client_id,
+            "redirect_uri": settings.admin_consent_redirect_uri,
+            "state": state,
+            # IMAP.AccessAsApp is an Exchange Online application permission; application
+            # permissions are requested with the resource's /.default (MS365.md §1.3).
+            "scope": "https://outlook.office365.com/.default",
+        }
+    )
+    return f"{settings.authority_host}/{tenant}/v2.0/adminconsent?{query}"
+
+
+def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
+    state = secrets.token_urlsafe(24)
+    tenant = request.query_params.get("tenant") or "organizations"
+    if not all(c.isalnum() or c in "-." for c in tenant):
+        return JSONResponse({"error": "invalid tenant"}, status_code=400)
+    with ctx.pool.connection() as conn:
+        store.save_flow(
+            conn,
+            state=state,
+            kind="admin_consent",
+            flow=ctx.cipher.encrypt(json.dumps({"tenant": tenant})),
+            login_hint=None,
+            lang=pick_lang(request),
+            ttl=ctx.settings.oauth_state_ttl,
+        )
+    return RedirectResponse(admin_consent_url(ctx.settings, state, tenant), status_code=302)
+
+
+def require_admin(settings: Settings, request: Request) -> Response | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    expected = settings.admin_token.get_secret_value()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected.encode()):
+        return JSONResponse(
+            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
+def _mailbox_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "address": row["address"],
+        "tenant_id": row["tenant_id"],
+        "auth_kind": row["auth_kind"],
+        "state": row["state"],
+        "state_reason": row["state_reason"],
+        "last_fetch_at": row["last_fetch_at"].isoformat() if row["last_fetch_at"] else None,
+        "last_error": row["last_error"],
+    }
+
+
+class RequestMetrics(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.monotonic()
+        route = _route_template(request)
+        response = await call_next(request)
+        metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        metrics.HTTP_DURATION.labels(route).observe(time.monotonic() - started)
+        return response
+
+
+def _route_template(request: Request) -> str:
+    # Label by route template, never by the raw path (unbounded, may carry addresses).
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match.name == "FULL":
+            return str(getattr(route, "path", "other"))
+    return "unmatched"

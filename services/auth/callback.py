@@ -1,0 +1,151 @@
+"""Where Microsoft sends people back: finish a sign-in or an admin consent.
+
+Every way it can go wrong ends on a page that says what to do next. ``state`` is
+single-use and expiring; a forged, replayed or expired one is refused before anything
+else is looked at.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.auth import pages, store
+from services.auth.classify import Classification, classify_error
+from services.auth.identity import IdentityFailure
+from services.auth.messages import human_message
+from services.auth.schedule import next_refresh_at
+
+if TYPE_CHECKING:
+    from services.auth.app import AuthContext
+
+log = structlog.get_logger(__name__)
+
+_CALLBACK_PARAMS = ("code", "state", "error", "error_description", "error_subcode",
+                    "session_state", "client_info", "admin_consent", "tenant", "scope")
+
+
+def finish_connect(ctx: AuthContext, request: Request) -> Response:
+    params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
+    state = params.get("state", "")
+    with ctx.pool.connection() as conn:
+        flow_row = store.take_flow(conn, state, "connect") if state else None
+    if flow_row is None:
+        log.warning("oauth_callback_bad_state")
+        lang = pages.pick_lang(request)
+        return pages.render(
+            request, lang=lang, ok=False, outcome="bad_state", status_code=400,
+            title=pages.text("failed_title", lang), message=pages.text("bad_state", lang),
+            retry_url=f"{ctx.settings.public_url}/connect",
+        )
+    lang = pages.pick_lang(request, flow_row["lang"])
+    login_hint = flow_row["login_hint"]
+    if "error" in params:
+        return failure_page(ctx, request, lang, callback_error(params), login_hint, params)
+    flow = json.loads(ctx.cipher.decrypt(flow_row["flow"]))
+    try:
+        result = ctx.identity.finish_sign_in(flow, params)
+    except IdentityFailure as failure:
+        return failure_page(ctx, request, lang, failure.classification, login_hint)
+    claims = result.claims
+    address = str(claims.get("preferred_username") or login_hint or "").lower()
+    tenant_id = str(claims.get("tid") or "")
+    if not address or not tenant_id:
+        failure = Classification("config", "id_token_incomplete", "invalid_id_token")
+        return failure_page(ctx, request, lang, failure, login_hint)
+    now = datetime.now(UTC)
+    with ctx.pool.connection() as conn, conn.transaction():
+        mailbox = store.connect_mailbox(
+            conn,
+            address=address,
+            tenant_id=tenant_id,
+            auth_kind="delegated",
+            token_cache=ctx.cipher.encrypt(result.cache_state or ""),
+            home_account_id=result.home_account_id,
+            access_token=ctx.cipher.encrypt(result.access_token),
+            access_expires_at=result.expires_at,
+            refresh_due_at=next_refresh_at(now, result.expires_at, random.Random()),  # noqa: S311
+        )
+    log.info("mailbox_connected", mailbox_id=mailbox.id, tenant_id=tenant_id)
+    return pages.render(
+        request, lang=lang, ok=True, outcome="connected",
+        title=pages.text("connected_title", lang),
+        message=pages.text("connected", lang, address=address),
+    )
+
+
+def callback_error(params: dict[str, str]) -> Classification:
+    """Classify the ``error`` a callback carries (its AADSTS code is in the description)."""
+    description = params.get("error_description", "")
+    codes = [int(c) for c in _aadsts_codes(description)]
+    if params.get("error") == "access_denied" and params.get("error_subcode") == "cancel":
+        return Classification("reauth", "user_cancelled", "access_denied", codes[0] if codes else None)
+    return classify_error({"error": params.get("error"), "error_codes": codes})
+
+
+def _aadsts_codes(description: str) -> list[str]:
+    return re.findall(r"AADSTS(\d+)", description)
+
+
+def failure_page(
+    ctx: AuthContext,
+    request: Request,
+    lang: str,
+    failure: Classification,
+    login_hint: str | None,
+    params: dict[str, str] | None = None,
+) -> Response:
+    log.warning("sign_in_failed", reason_class=failure.reason_class, reason=failure.reason,
+                aadsts=failure.aadsts)
+    message = human_message(failure.reason, failure.reason_class)[lang]
+    extra: dict[str, Any] = {}
+    if failure.reason_class == "admin" or failure.reason in ("admin_consent_required", "consent_missing"):
+        extra["admin_consent_url"] = f"{ctx.settings.public_url}/admin-consent"
+    retry = f"{ctx.settings.public_url}/connect" + (f"?login_hint={login_hint}" if login_hint else "")
+    code = f"AADSTS{failure.aadsts}" if failure.aadsts else failure.error
+    return pages.render(
+        request, lang=lang, ok=False, outcome=failure.reason, status_code=400,
+        title=pages.text("failed_title", lang), message=message, retry_url=retry,
+        detail=code, **extra,
+    )
+
+
+def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
+    params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
+    with ctx.pool.connection() as conn:
+        flow_row = store.take_flow(conn, params.get("state", ""), "admin_consent") if params.get("state") else None
+    lang = pages.pick_lang(request, flow_row["lang"] if flow_row else None)
+    if flow_row is None:
+        return pages.render(
+            request, lang=lang, ok=False, outcome="bad_state", status_code=400,
+            title=pages.text("failed_title", lang), message=pages.text("bad_state", lang),
+            retry_url=f"{ctx.settings.public_url}/admin-consent",
+        )
+    if "error" in params or params.get("admin_consent", "").lower() != "true":
+        return failure_page(ctx, request, lang, callback_error(params), None, params)
+    tenant = params.get("tenant", "")
+    # The tenant parameter is unsigned (MS365.md §1.3): prove the consent by obtaining an
+    # app-only token for that tenant before recording anything.
+    try:
+        ctx.identity.app_only_token(tenant, None)
+    except IdentityFailure as failure:
+        return failure_page(ctx, request, lang, failure.classification, None)
+    with ctx.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO tenants (tenant_id, admin_consented_at) VALUES (%s, now())"
+            " ON CONFLICT (tenant_id) DO UPDATE SET admin_consented_at = now()",
+            (tenant,),
+        )
+    log.info("admin_consent_recorded", tenant_id=tenant)
+    return pages.render(
+        request, lang=lang, ok=True, outcome="admin_consented",
+        title=pages.text("admin_done_title", lang),
+        message=pages.text("admin_done", lang, tenant=tenant),
+    )

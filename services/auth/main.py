@@ -1,0 +1,54 @@
+"""``bandeja auth``: the HTTP service and the token refresh loop, in one process."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC
+from typing import Any
+
+import uvicorn
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from prometheus_client import REGISTRY
+
+from common.db import create_pool
+from common.runtime import readiness_checks
+from common.settings import Settings
+from common.tokens import TokenCipher
+from services.auth import metrics, store
+from services.auth.app import AuthContext, create_app
+from services.auth.identity import IdentityClient
+from services.auth.refresher import Refresher
+
+
+def token_health(pool: ConnectionPool[Connection[Any]]) -> dict[str, Any]:
+    with pool.connection() as conn:
+        states = store.mailbox_counts_by_state(conn)
+        row = conn.execute(
+            "SELECT extract(epoch FROM min(t.access_expires_at) - now()) AS s"
+            " FROM mailbox_tokens t JOIN mailboxes m ON m.id = t.mailbox_id"
+            " WHERE m.state = 'active'"
+        ).fetchone()
+    earliest = row["s"] if row else None
+    return {"states": states, "earliest_expiry_seconds": float(earliest) if earliest is not None else None}
+
+
+def run(settings: Settings) -> int:
+    settings.require_secrets()
+    pool = create_pool(settings.database_url, name="auth")
+    ctx = AuthContext(settings, pool, IdentityClient(settings), TokenCipher(settings.fernet))
+    if settings.client_secret_expires_at is not None:
+        metrics.CLIENT_SECRET_EXPIRY.set(settings.client_secret_expires_at.replace(tzinfo=settings.client_secret_expires_at.tzinfo or UTC).timestamp())
+    REGISTRY.register(metrics.TokenHealthCollector(lambda: token_health(pool)))
+    refresher = Refresher(settings, pool, ctx.identity, ctx.cipher)
+    stop = threading.Event()
+    thread = threading.Thread(target=refresher.run_forever, args=(stop,), name="refresher", daemon=True)
+    thread.start()
+    app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
+    # uvicorn installs its own SIGTERM handler and returns when it has drained requests.
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                access_log=False)
+    stop.set()
+    thread.join(timeout=10)
+    pool.close()
+    return 0

@@ -1,0 +1,83 @@
+"""The HTML pages people land on after Microsoft sends them back (Spanish by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+_env = Environment(
+    loader=PackageLoader("services.auth", "templates"), autoescape=select_autoescape()
+)
+
+LANGS = ("es", "en")
+
+TEXT = {
+    "connected_title": {"es": "Buzón conectado", "en": "Mailbox connected"},
+    "connected": {
+        "es": "El buzón {address} quedó conectado a la Bandeja de Documentos."
+        " Su correo no leído se importará en unos instantes.",
+        "en": "The mailbox {address} is now connected to the document inbox."
+        " Its unread mail will be imported shortly.",
+    },
+    "admin_done_title": {"es": "Consentimiento registrado", "en": "Consent recorded"},
+    "admin_done": {
+        "es": "La organización {tenant} autorizó la aplicación. Los usuarios ya pueden conectar"
+        " sus buzones.",
+        "en": "The organisation {tenant} approved the application. Users can now connect"
+        " their mailboxes.",
+    },
+    "failed_title": {"es": "No se pudo conectar el buzón", "en": "The mailbox could not be connected"},
+    "bad_state": {
+        "es": "El enlace de inicio de sesión no es válido, ya se usó o caducó. Vuelva a empezar.",
+        "en": "The sign-in link is invalid, was already used or has expired. Please start again.",
+    },
+    "admin_hint": {
+        "es": "Reenvíe este enlace a un administrador de su organización:",
+        "en": "Forward this link to an administrator of your organisation:",
+    },
+    "retry": {"es": "Intentar de nuevo", "en": "Try again"},
+}
+
+
+def pick_lang(request: Request, stored: str | None = None) -> str:
+    asked = request.query_params.get("lang") or stored
+    if asked in LANGS:
+        return asked
+    accept = request.headers.get("accept-language", "")
+    return "en" if accept.lower().startswith("en") else "es"
+
+
+def text(key: str, lang: str, **values: Any) -> str:
+    return TEXT[key][lang].format(**values)
+
+
+def render(
+    request: Request,
+    *,
+    lang: str,
+    ok: bool,
+    outcome: str,
+    title: str,
+    message: str,
+    status_code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    other = "en" if lang == "es" else "es"
+    query = {k: v for k, v in request.query_params.items() if k not in ("lang", "code", "state")}
+    html = _env.get_template("page.html").render(
+        lang=lang,
+        ok=ok,
+        outcome=outcome,
+        title=title,
+        message=message,
+        admin_hint=text("admin_hint", lang),
+        retry_label=text("retry", lang),
+        other_lang_query=urlencode({**query, "lang": other}),
+        other_lang_label="English" if other == "en" else "Español",
+        **extra,
+    )
+    return HTMLResponse(html, status_code=status_code)

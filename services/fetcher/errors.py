@@ -1,0 +1,29 @@
+"""Fetcher-specific errors, under the common tree (common/errors.py)."""
+
+from __future__ import annotations
+
+from common.errors import MailboxUnavailable, ServiceUnavailable, TransientError
+
+
+class TokenRejected(TransientError):
+    """IMAP refused the access token (expired early, revoked, or not yet refreshed).
+
+    The fetcher never calls the token endpoint itself: it asks auth for a forced refresh.
+    """
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class ConnectionDropped(ServiceUnavailable):
+    """The server closed the session (``BYE``), or the socket died mid-command."""
+
+
+class NotConnected(MailboxUnavailable):
+    """``BAD User is authenticated but not connected``: no rights on the mailbox, or
+    Exchange refusing connections that come too often (MS365.md §3.4)."""
+
+
+class FolderMissing(MailboxUnavailable):
+    pass

@@ -1,0 +1,202 @@
+"""One fetch run of one mailbox: lease it, log in, store unread mail, enqueue its
+processing, and only then apply the post-action (mark read, move or flag).
+
+Order matters for "nothing lost": raw bytes are committed before the processing message
+is published (with a publisher confirm), and the mail is marked read only after both.
+A crash anywhere leaves the mail unread on the server, so the next run finds it again;
+the raw store's keys make that second pass a no-op.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from common.broker import PROCESS_QUEUE, send
+from common.errors import BandejaError, MailboxUnavailable, Throttled, TokenNotReady
+from common.settings import Settings
+from common.tokens import TokenCipher, request_refresh
+from services.fetcher import metrics, store, sync
+from services.fetcher.errors import ConnectionDropped, TokenRejected
+from services.fetcher.imap import ImapSession
+
+log = structlog.get_logger(__name__)
+
+# A token this close to expiry is not worth a login: Exchange would end the session
+# with BYE AccessTokenExpired mid-fetch (MS365.md §6).
+TOKEN_MARGIN = timedelta(seconds=60)
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class FetchDeps:
+    settings: Settings
+    pool: ConnectionPool[Connection[Any]]
+    cipher: TokenCipher
+    enqueue: Callable[[int], None] = lambda raw_id: send(PROCESS_QUEUE, "process_message", raw_id)
+    owner: str = socket.gethostname()
+
+
+@dataclass
+class RunStats:
+    stored: int = 0
+    bytes: int = 0
+    unread: int = 0
+
+
+def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
+    """Run one fetch; return the result label. Failures are recorded on the mailbox."""
+    started = time.monotonic()
+    with deps.pool.connection() as conn:
+        mailbox = store.acquire_lease(conn, mailbox_id, deps.owner)
+    if mailbox is None:
+        metrics.FETCH_RUNS.labels("skipped").inc()
+        return "skipped"
+    log.debug("fetch_started", mailbox_id=mailbox_id)
+    try:
+        stats = _run(deps, mailbox)
+    except BandejaError as exc:
+        result = _record_failure(deps, mailbox, exc)
+    else:
+        with deps.pool.connection() as conn:
+            store.release_ok(conn, mailbox.id, deps.owner)
+        result = "ok"
+        log.info("fetch_finished", mailbox_id=mailbox.id, stored=stats.stored, unread=stats.unread,
+                 seconds=round(time.monotonic() - started, 3))
+    metrics.FETCH_RUNS.labels(result).inc()
+    metrics.FETCH_DURATION.observe(time.monotonic() - started)
+    return result
+
+
+def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
+    token = _usable_token(deps, mailbox.id)
+    session = ImapSession.open(deps.settings, mailbox.address, token)
+    try:
+        return _drain(deps, mailbox, session)
+    finally:
+        session.close()
+
+
+def _usable_token(deps: FetchDeps, mailbox_id: int) -> str:
+    with deps.pool.connection() as conn:
+        ciphertext, expires_at = store.access_token(conn, mailbox_id)
+        if ciphertext is None or expires_at is None or expires_at - TOKEN_MARGIN < datetime.now(UTC):
+            request_refresh(conn, mailbox_id)
+            raise TokenNotReady(mailbox_id)
+    return deps.cipher.decrypt(ciphertext)
+
+
+def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) -> RunStats:
+    status = session.select(mailbox.folder)
+    with deps.pool.connection() as conn:
+        known = store.folder_position(conn, mailbox.id, mailbox.folder)
+    position = sync.position_after_select(known, status.uidvalidity)
+    unseen = session.unseen_uids()
+    stats = RunStats(unread=len(unseen))
+    with deps.pool.connection() as conn:
+        stored = store.stored_uids(conn, mailbox.id, mailbox.folder, position.uidvalidity, unseen)
+    _finish_stored(deps, mailbox, session, [s for s in stored.values() if not s.post_action_done])
+    new = [uid for uid in unseen if uid not in stored]
+    metrics.UNREAD_BACKLOG.inc(len(new))
+    try:
+        sizes = session.sizes(new)
+        small, large = sync.split_by_size(new, sizes, deps.settings.max_message_bytes)
+        for batch in sync.batches(
+            small, sizes, max_count=deps.settings.fetch_batch_size, max_bytes=MAX_BATCH_BYTES
+        ):
+            _store_batch(deps, mailbox, session, position, session.fetch_bodies(batch), stats)
+        if large:
+            _store_batch(deps, mailbox, session, position, session.fetch_headers(large), stats,
+                         too_large_sizes=sizes)
+    finally:
+        metrics.UNREAD_BACKLOG.dec(len(new))
+    return stats
+
+
+def _store_batch(
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    position: sync.FolderPosition,
+    bodies: dict[int, bytes],
+    stats: RunStats,
+    too_large_sizes: dict[int, int] | None = None,
+) -> None:
+    if not bodies:
+        return
+    with deps.pool.connection() as conn, conn.transaction():
+        raw_ids = {
+            uid: store.save_raw(
+                conn, mailbox.id, mailbox.folder, position.uidvalidity, uid, data,
+                too_large_size=too_large_sizes.get(uid) if too_large_sizes else None,
+            )
+            for uid, data in bodies.items()
+        }
+        store.save_position(
+            conn, mailbox.id, mailbox.folder,
+            sync.FolderPosition(position.uidvalidity, max(bodies)),
+        )
+        store.renew_lease(conn, mailbox.id, deps.owner)
+    stored = [store.StoredMail(raw_id, uid, False, False) for uid, raw_id in raw_ids.items()]
+    _finish_stored(deps, mailbox, session, stored)
+    stats.stored += len(bodies)
+    stats.bytes += sum(len(b) for b in bodies.values())
+    metrics.MESSAGES_FETCHED.inc(len(bodies))
+    metrics.BYTES_FETCHED.inc(sum(len(b) for b in bodies.values()))
+
+
+def _finish_stored(
+    deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession, mails: list[store.StoredMail]
+) -> None:
+    """Enqueue processing (confirmed by the broker), then apply the post-action."""
+    if not mails:
+        return
+    for mail in mails:
+        deps.enqueue(mail.raw_id)
+    raw_ids = [m.raw_id for m in mails]
+    with deps.pool.connection() as conn:
+        store.mark_enqueued(conn, raw_ids)
+    session.apply_post_action([m.uid for m in mails], mailbox.post_action, mailbox.move_to_folder)
+    with deps.pool.connection() as conn:
+        store.mark_post_action_done(conn, raw_ids)
+
+
+def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaError) -> str:
+    result, kind, retry_in = _failure_policy(exc, mailbox.error_count)
+    if kind:
+        metrics.IMAP_ERRORS.labels(kind).inc()
+    if isinstance(exc, TokenRejected):
+        with deps.pool.connection() as conn:
+            request_refresh(conn, mailbox.id)
+    if isinstance(exc, Throttled):
+        metrics.THROTTLE_WAIT.inc(retry_in)
+    log.warning("fetch_failed", mailbox_id=mailbox.id, error_type=type(exc).__name__,
+                error=str(exc)[:300], retry_in=round(retry_in, 1))
+    with deps.pool.connection() as conn:
+        store.release_failed(conn, mailbox.id, deps.owner, f"{type(exc).__name__}: {exc}", retry_in)
+    return result
+
+
+def _failure_policy(exc: BandejaError, error_count: int) -> tuple[str, str | None, float]:
+    """(result label, IMAP error kind, seconds until the next attempt)."""
+    backoff = min(300.0, 5.0 * 2 ** min(error_count, 6))
+    if isinstance(exc, TokenNotReady):
+        return "token_rejected", None, 2.0
+    if isinstance(exc, TokenRejected):
+        return "token_rejected", "auth", 2.0
+    if isinstance(exc, Throttled):
+        return "throttled", "throttled", max(exc.backoff_seconds, 1.0)
+    if isinstance(exc, MailboxUnavailable):
+        return "error", "mailbox_unavailable", backoff
+    if isinstance(exc, ConnectionDropped):
+        kind = "timeout" if "timeout" in str(exc).lower() else "connection"
+        return "error", kind, min(backoff, 30.0)
+    return "error", "protocol", backoff

@@ -1,0 +1,162 @@
+"""The IMAP adapter: imapclient behind a small surface, its errors translated once.
+
+Only what Exchange Online offers is used (MS365.md §3.3): UIDPLUS, MOVE, IDLE; never
+CONDSTORE/QRESYNC.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from common.errors import Throttled
+from common.http import tls_context
+from common.settings import Settings
+from services.fetcher.errors import ConnectionDropped, FolderMissing, NotConnected, TokenRejected
+
+# Exchange's throttling reply is the one place we must read the server's text: it gives
+# no other signal (MS365.md §3.4, imapsync#198/#212).
+_THROTTLED = re.compile(r"Request is throttled\. Suggested Backoff Time: (\d+) milliseconds", re.I)
+_TOKEN_EXPIRED = "AccessTokenExpired"
+_NOT_CONNECTED = "User is authenticated but not connected"
+
+SEEN = b"\\Seen"
+FLAGGED = b"\\Flagged"
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+def translate(exc: BaseException) -> Exception:
+    """Map one imapclient / socket / TLS failure to the most specific Bandeja error."""
+    text = str(exc)
+    if throttled := _THROTTLED.search(text):
+        return Throttled(text, backoff_seconds=int(throttled.group(1)) / 1000)
+    if _TOKEN_EXPIRED in text:
+        return TokenRejected(text, expired=True)
+    if _NOT_CONNECTED in text:
+        return NotConnected(text)
+    if isinstance(exc, LoginError):
+        return TokenRejected(text)
+    if isinstance(exc, IMAPClientAbortError | socket.timeout | ssl.SSLError | OSError):
+        return ConnectionDropped(f"{type(exc).__name__}: {text}")
+    return ConnectionDropped(f"protocol error: {text}")
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    try:
+        yield
+    except (IMAPClientError, OSError) as exc:
+        raise translate(exc) from exc
+
+
+class ImapSession:
+    """One logged-in IMAP connection."""
+
+    def __init__(self, client: IMAPClient) -> None:
+        self._client = client
+
+    @classmethod
+    def open(cls, settings: Settings, address: str, access_token: str) -> ImapSession:
+        with translated():
+            client = IMAPClient(
+                settings.imap_host,
+                port=settings.imap_port,
+                ssl=settings.imap_tls,
+                ssl_context=tls_context(settings.ca_bundle) if settings.imap_tls else None,
+                timeout=settings.imap_timeout,
+            )
+            try:
+                client.oauth2_login(address, access_token)
+            except BaseException:
+                _close_quietly(client)
+                raise
+        return cls(client)
+
+    def select(self, folder: str) -> FolderStatus:
+        with translated():
+            try:
+                info = self._client.select_folder(folder)
+            except IMAPClientError as exc:
+                if _NOT_CONNECTED in str(exc) or _THROTTLED.search(str(exc)):
+                    raise
+                raise FolderMissing(f"cannot select {folder!r}: {exc}") from exc
+        return FolderStatus(
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
+            exists=int(info.get(b"EXISTS", 0)),
+        )
+
+    def unseen_uids(self) -> list[int]:
+        with translated():
+            return sorted(int(u) for u in self._client.search(["UNSEEN"]))
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        if not uids:
+            return {}
+        with translated():
+            data = self._client.fetch(uids, ["RFC822.SIZE"])
+        return {int(uid): int(item[b"RFC822.SIZE"]) for uid, item in data.items()}
+
+    def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
+        """Whole messages, without setting \\Seen (BODY.PEEK)."""
+        if not uids:
+            return {}
+        with translated():
+            data = self._client.fetch(uids, ["BODY.PEEK[]"])
+        return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if b"BODY[]" in item}
+
+    def fetch_headers(self, uids: list[int]) -> dict[int, bytes]:
+        if not uids:
+            return {}
+        with translated():
+            data = self._client.fetch(uids, ["BODY.PEEK[HEADER]"])
+        return {
+            int(uid): bytes(item[b"BODY[HEADER]"])
+            for uid, item in data.items()
+            if b"BODY[HEADER]" in item
+        }
+
+    def apply_post_action(self, uids: list[int], action: str, move_to: str | None) -> None:
+        if not uids:
+            return
+        with translated():
+            if action == "move" and move_to:
+                self._client.move(uids, move_to)
+            elif action == "flag":
+                self._client.add_flags(uids, [FLAGGED])
+            else:
+                self._client.add_flags(uids, [SEEN])
+
+    def capabilities(self) -> tuple[bytes, ...]:
+        with translated():
+            return tuple(self._client.capabilities())
+
+    def raw_client(self) -> Any:
+        return self._client
+
+    def close(self) -> None:
+        _close_quietly(self._client)
+
+
+def _close_quietly(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except (IMAPClientError, OSError):
+        try:
+            client.shutdown()
+        except (IMAPClientError, OSError):
+            pass

@@ -1,0 +1,94 @@
+"""Enqueues a fetch for each due mailbox. Safe to run in every fetcher replica.
+
+``FOR UPDATE SKIP LOCKED`` plus moving ``next_fetch_at`` forward in the same statement
+means two schedulers never enqueue the same due mailbox twice; the per-mailbox lease
+in the fetch run is the second guard.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from common.broker import FETCH_QUEUE, send
+from common.db import MAILBOX_CHANNEL, NotificationListener
+from common.health import Heartbeat
+from services.fetcher import metrics
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+
+
+def claim_due(conn: Connection[Any], poll_interval: float, limit: int = BATCH) -> list[int]:
+    """Mailboxes due now; their next poll is pushed one interval (±10 % jitter) ahead."""
+    rows = conn.execute(
+        "UPDATE mailboxes SET next_fetch_at = now() + make_interval(secs =>"
+        "   coalesce(poll_interval, %s) * (0.9 + random() * 0.2))"
+        " WHERE id IN (SELECT id FROM mailboxes"
+        "   WHERE state = 'active' AND next_fetch_at <= now()"
+        "     AND (lease_until IS NULL OR lease_until < now())"
+        "   ORDER BY next_fetch_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+        " RETURNING id",
+        (poll_interval, limit),
+    ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def observe_fetch_age(conn: Connection[Any]) -> None:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM now() - coalesce(last_fetch_at, created_at)) AS age"
+        " FROM mailboxes WHERE state = 'active'"
+    ).fetchall()
+    ages = [float(r["age"]) for r in rows]
+    for age in ages:
+        metrics.FETCH_AGE.observe(age)
+    metrics.FETCH_AGE_MAX.set(max(ages, default=0.0))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[Any]],
+        dsn: str,
+        poll_interval: float,
+        enqueue: Callable[[int], None] = lambda mid: send(FETCH_QUEUE, "fetch_mailbox", mid),
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._poll_interval = poll_interval
+        self._enqueue = enqueue
+        self.heartbeat = Heartbeat()
+
+    def run_once(self) -> int:
+        with self._pool.connection() as conn:
+            due = claim_due(conn, self._poll_interval)
+        for mailbox_id in due:
+            self._enqueue(mailbox_id)
+        metrics.SCHEDULER_ENQUEUED.inc(len(due))
+        return len(due)
+
+    def run_forever(self, stop: threading.Event, tick: float = 1.0) -> None:
+        listener = NotificationListener(self._dsn, MAILBOX_CHANNEL)
+        cycles = 0
+        while not stop.is_set():
+            self.heartbeat.beat()
+            try:
+                enqueued = self.run_once()
+                if cycles % 15 == 0:
+                    with self._pool.connection() as conn:
+                        observe_fetch_age(conn)
+            except Exception:
+                log.exception("scheduler_error")
+                enqueued = 0
+            cycles += 1
+            if enqueued < BATCH:
+                listener.wait(tick)
+        listener.close()
+
+

@@ -1,0 +1,181 @@
+"""The fetcher's tables: mailbox leases, folder positions, raw mail (the claim check)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from psycopg import Connection
+
+from services.fetcher.sync import FolderPosition
+
+LEASE_TTL = timedelta(seconds=90)
+
+
+@dataclass(frozen=True)
+class LeasedMailbox:
+    id: int
+    address: str
+    tenant_id: str
+    folder: str
+    post_action: str
+    move_to_folder: str | None
+    error_count: int
+
+
+@dataclass(frozen=True)
+class StoredMail:
+    raw_id: int
+    uid: int
+    enqueued: bool
+    post_action_done: bool
+
+
+def acquire_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> LeasedMailbox | None:
+    """Take the mailbox for one fetch run; None if it is not active or another worker has it."""
+    row = conn.execute(
+        "UPDATE mailboxes SET lease_until = now() + %s, lease_owner = %s"
+        " WHERE id = %s AND state = 'active' AND (lease_until IS NULL OR lease_until < now())"
+        " RETURNING id, address, tenant_id, folder, post_action, move_to_folder, error_count",
+        (LEASE_TTL, owner, mailbox_id),
+    ).fetchone()
+    return LeasedMailbox(**row) if row else None
+
+
+def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
+    row = conn.execute(
+        "UPDATE mailboxes SET lease_until = now() + %s WHERE id = %s AND lease_owner = %s"
+        " RETURNING id",
+        (LEASE_TTL, mailbox_id, owner),
+    ).fetchone()
+    return row is not None
+
+
+def release_ok(conn: Connection[Any], mailbox_id: int, owner: str) -> None:
+    conn.execute(
+        "UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_fetch_at = now(),"
+        " last_error = NULL, error_count = 0 WHERE id = %s AND lease_owner = %s",
+        (mailbox_id, owner),
+    )
+
+
+def release_failed(
+    conn: Connection[Any], mailbox_id: int, owner: str, error: str, retry_in: float
+) -> None:
+    conn.execute(
+        "UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_error = %s,"
+        " error_count = error_count + 1,"
+        " next_fetch_at = LEAST(next_fetch_at, now() + %s)"
+        " WHERE id = %s AND lease_owner = %s",
+        (error[:1000], timedelta(seconds=retry_in), mailbox_id, owner),
+    )
+
+
+def access_token(conn: Connection[Any], mailbox_id: int) -> tuple[bytes | None, Any]:
+    row = conn.execute(
+        "SELECT access_token, access_expires_at FROM mailbox_tokens WHERE mailbox_id = %s",
+        (mailbox_id,),
+    ).fetchone()
+    if row is None:
+        return None, None
+    return row["access_token"], row["access_expires_at"]
+
+
+def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> FolderPosition | None:
+    row = conn.execute(
+        "SELECT uidvalidity, last_uid FROM folder_state WHERE mailbox_id = %s AND folder = %s",
+        (mailbox_id, folder),
+    ).fetchone()
+    return FolderPosition(row["uidvalidity"], row["last_uid"]) if row else None
+
+
+def save_position(conn: Connection[Any], mailbox_id: int, folder: str, pos: FolderPosition) -> None:
+    conn.execute(
+        "INSERT INTO folder_state (mailbox_id, folder, uidvalidity, last_uid) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (mailbox_id, folder) DO UPDATE SET uidvalidity = EXCLUDED.uidvalidity,"
+        " last_uid = GREATEST(CASE WHEN folder_state.uidvalidity = EXCLUDED.uidvalidity"
+        "   THEN folder_state.last_uid ELSE 0 END, EXCLUDED.last_uid), updated_at = now()",
+        (mailbox_id, folder, pos.uidvalidity, pos.last_uid),
+    )
+
+
+def stored_uids(
+    conn: Connection[Any], mailbox_id: int, folder: str, uidvalidity: int, uids: list[int]
+) -> dict[int, StoredMail]:
+    if not uids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, uid, enqueued_at IS NOT NULL AS enqueued,"
+        " post_action_done_at IS NOT NULL AS done FROM raw_messages"
+        " WHERE mailbox_id = %s AND folder = %s AND uidvalidity = %s AND uid = ANY(%s)",
+        (mailbox_id, folder, uidvalidity, uids),
+    ).fetchall()
+    return {r["uid"]: StoredMail(r["id"], r["uid"], r["enqueued"], r["done"]) for r in rows}
+
+
+def save_raw(
+    conn: Connection[Any],
+    mailbox_id: int,
+    folder: str,
+    uidvalidity: int,
+    uid: int,
+    data: bytes,
+    *,
+    too_large_size: int | None = None,
+) -> int:
+    """Store one mail durably (or its headers, when over the cap); return its raw id.
+
+    Keyed on (mailbox, folder, UIDVALIDITY, UID); Message-ID plus content hash is the
+    second guard, for the same mail seen under a new UIDVALIDITY.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    message_id = _message_id(data)
+    if message_id is not None:
+        existing = conn.execute(
+            "SELECT id FROM raw_messages WHERE mailbox_id = %s AND message_id = %s"
+            " AND sha256 = %s LIMIT 1",
+            (mailbox_id, message_id, digest),
+        ).fetchone()
+        if existing:
+            return int(existing["id"])
+    too_large = too_large_size is not None
+    row = conn.execute(
+        "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, message_id, sha256,"
+        " size, raw, headers, too_large) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (mailbox_id, folder, uidvalidity, uid) DO UPDATE SET uid = EXCLUDED.uid"
+        " RETURNING id",
+        (
+            mailbox_id, folder, uidvalidity, uid, message_id, digest,
+            too_large_size if too_large else len(data),
+            None if too_large else data,
+            data if too_large else None,
+            too_large,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def mark_enqueued(conn: Connection[Any], raw_ids: list[int]) -> None:
+    conn.execute(
+        "UPDATE raw_messages SET enqueued_at = now() WHERE id = ANY(%s)", (raw_ids,)
+    )
+
+
+def mark_post_action_done(conn: Connection[Any], raw_ids: list[int]) -> None:
+    conn.execute(
+        "UPDATE raw_messages SET post_action_done_at = now() WHERE id = ANY(%s)", (raw_ids,)
+    )
+
+
+def _message_id(data: bytes) -> str | None:
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None

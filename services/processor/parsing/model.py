@@ -1,0 +1,72 @@
+"""The plain data a parsed mail becomes, and the bounds a parse must stay within."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds that keep one hostile mail from taking the worker's time or memory.
+
+    Hitting any of them raises ``UnparseableMail`` naming the bound, except the header
+    bounds, which truncate the header and record a defect (a long Subject is survivable).
+    Archives (zip, gzip) are never decompressed, so no expansion bound is needed: TNEF
+    and S/MIME, the only containers unpacked, cannot yield more bytes than they hold.
+    """
+
+    max_input_bytes: int = 256 * MIB
+    max_parts: int = 1_000
+    max_depth: int = 10
+    max_decoded_bytes: int = 200 * MIB
+    # RFC 5322 2.1.1 allows 998 octets a line; a folded To: of 300 people is ~16 KiB. The
+    # modern header parser takes ~20 µs a byte on address lists, so longer values skip it.
+    max_header_bytes: int = 16 * 1024
+    max_tnef_attributes: int = 10_000
+    max_xml_bytes: int = 20 * MIB
+    max_html_render_bytes: int = 5 * MIB
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    original_filename: str | None
+    content_type: str
+    content: bytes
+    disposition: str
+    content_id: str | None
+    source: str
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class InvoiceData:
+    format: str
+    filename: str
+    fields: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str | None
+    subject: str
+    from_: str | None
+    from_address: str | None
+    to: list[str]
+    date: datetime | None
+    text_body: str
+    html_body: str | None
+    attachments: list[Attachment] = field(default_factory=list)
+    invoices: list[InvoiceData] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)

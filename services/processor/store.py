@@ -1,0 +1,146 @@
+"""The CRM write: one document, its files and its event, in one transaction.
+
+Document ids derive from the raw mail's id and event ids from the document's, so
+processing the same stored mail twice changes nothing and re-publishes nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from common import events
+from services.processor.parsing import Attachment, ParsedMail
+
+EVENT_SOURCE = "urn:bandeja:processor"
+
+
+@dataclass(frozen=True)
+class RawMail:
+    id: int
+    mailbox_id: int
+    mailbox: str
+    tenant_id: str
+    raw: bytes | None
+    headers: bytes | None
+    too_large: bool
+    size: int
+    fetched_at: datetime
+
+
+def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
+    row = conn.execute(
+        "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id, r.raw, r.headers,"
+        " r.too_large, r.size, r.fetched_at"
+        " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id WHERE r.id = %s",
+        (raw_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return RawMail(**{**row, "raw": _bytes(row["raw"]), "headers": _bytes(row["headers"])})
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def document_id_for(raw_id: int) -> uuid.UUID:
+    return events.stable_id("document", raw_id)
+
+
+def document_exists(conn: Connection[Any], raw_id: int) -> bool:
+    row = conn.execute("SELECT 1 FROM documents WHERE raw_message_id = %s", (raw_id,)).fetchone()
+    return row is not None
+
+
+def write_document(
+    conn: Connection[Any], raw: RawMail, mail: ParsedMail, *, state: str, reason: str | None
+) -> uuid.UUID | None:
+    """Insert the document, its files and its event; None if it already existed."""
+    document_id = document_id_for(raw.id)
+    inserted = conn.execute(
+        "INSERT INTO documents (id, raw_message_id, mailbox_id, mailbox, tenant_id, state,"
+        " reason, message_id, subject, from_header, from_address, received_at, body_text,"
+        " body_html, invoices, defects)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (raw_message_id) DO NOTHING RETURNING id",
+        (
+            document_id, raw.id, raw.mailbox_id, raw.mailbox, raw.tenant_id, state, reason,
+            mail.message_id, mail.subject, mail.from_, mail.from_address,
+            mail.date or raw.fetched_at, _clean_text(mail.text_body), _clean_text(mail.html_body),
+            Jsonb([_invoice_json(i) for i in mail.invoices]), Jsonb(list(mail.defects)[:100]),
+        ),
+    ).fetchone()
+    if inserted is None:
+        return None
+    _write_files(conn, document_id, mail.attachments)
+    events.add_to_outbox(conn, _document_event(document_id, raw, mail, state, reason))
+    return document_id
+
+
+def _write_files(conn: Connection[Any], document_id: uuid.UUID, files: list[Attachment]) -> None:
+    with conn.cursor().copy(
+        "COPY document_files (document_id, position, filename, original_filename, content_type,"
+        " disposition, source, size, sha256, content) FROM STDIN"
+    ) as copy:
+        for position, f in enumerate(files):
+            copy.write_row(
+                (
+                    document_id, position, _clean_text(f.filename), _clean_text(f.original_filename),
+                    f.content_type, f.disposition, f.source, f.size, f.sha256, f.content,
+                )
+            )
+
+
+def _clean_text(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; hostile mail does.
+    return value.replace("\x00", "\ufffd") if value is not None else None
+
+
+def _invoice_json(invoice: Any) -> dict[str, Any]:
+    return {"format": invoice.format, "filename": invoice.filename, "fields": dict(invoice.fields)}
+
+
+def _document_event(
+    document_id: uuid.UUID, raw: RawMail, mail: ParsedMail, state: str, reason: str | None
+) -> dict[str, Any]:
+    processed = state == "processed"
+    event_type = events.DOCUMENT_PROCESSED if processed else events.DOCUMENT_FAILED
+    received = mail.date or raw.fetched_at
+    data: dict[str, Any] = {
+        "document_id": str(document_id),
+        "mailbox_id": raw.mailbox_id,
+        "mailbox": raw.mailbox,
+        "tenant_id": raw.tenant_id,
+        "message_id": mail.message_id,
+        "subject": _clean_text(mail.subject) or "",
+        "from": _clean_text(mail.from_),
+        "received_at": received.isoformat(),
+        "attachments": [
+            {
+                "filename": _clean_text(a.filename),
+                "original_filename": _clean_text(a.original_filename),
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in mail.attachments
+        ],
+    }
+    if processed:
+        data["invoices"] = [_invoice_json(i) for i in mail.invoices]
+    else:
+        data["reason"] = reason or "unknown"
+        data["state"] = state
+    return events.cloud_event(
+        event_type,
+        event_id=events.stable_id(event_type, document_id),
+        source=EVENT_SOURCE,
+        subject=f"document/{document_id}",
+        data=data,
+    )
