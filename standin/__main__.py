@@ -26,9 +26,9 @@ def _seed(standin: StandIn, args: argparse.Namespace) -> dict[str, str]:
     client = control.register_client(args.client_id, args.client_secret, args.redirect_uri)
     control.grant_admin_consent(tenant["id"], client["client_id"])
     for name, is_admin in DEMO_USERS:
-        address = f"{name}@{DEMO_DOMAIN}"
-        control.create_user(address, is_admin=is_admin)
-        standin.dovecot.create_user(address, args.imap_password)
+        control.create_user(f"{name}@{DEMO_DOMAIN}", is_admin=is_admin)
+    standin.dovecot.create_users({f"{n}@{DEMO_DOMAIN}": args.imap_password
+                                  for n, _ in DEMO_USERS})
     return {
         "BANDEJA_AUTHORITY_HOST": standin.identity.base_url,
         "BANDEJA_CLIENT_ID": client["client_id"],

@@ -43,7 +43,7 @@ class ControlClient:
         return self._call("POST", f"/tenants/{tenant_id}/admin-consent",
                           {"client_id": client_id, "granted": granted})
 
-    def create_user(self, address: str, tenant: str | None = None, oid: str | None = None,
+    def create_user(self, address: str, *, tenant: str | None = None, oid: str | None = None,
                     name: str | None = None, is_admin: bool = False,
                     blocked_by_ca: bool = False) -> dict[str, Any]:
         return self._call("POST", "/users", {

@@ -170,10 +170,7 @@ def _mail_owner() -> tuple[int, int]:
 
 def _reachable_by_others(path: Path) -> bool:
     """Whether every ancestor lets other users through (mail processes are not root)."""
-    for part in [path, *path.parents]:
-        if not part.stat().st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(part.stat().st_mode & stat.S_IXOTH for part in [path, *path.parents])
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,7 @@ class DovecotRunner:
         cert = ensure_server_cert(self._root, ensure_ca(self.ca_dir), "dovecot")
         conf = self._write_config(cert)
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
-        self._process = subprocess.Popen(  # noqa: S603
+        self._process = subprocess.Popen(
             [binary, "-F", "-c", str(conf)],
             stdout=subprocess.DEVNULL, stderr=open(self._root / "dovecot.stderr", "wb"),  # noqa: SIM115
             start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509
@@ -301,12 +298,20 @@ class DovecotRunner:
 
     # --- users and mail ------------------------------------------------------------------
     def create_user(self, address: str, password: str) -> None:
-        """Allow PLAIN login for `address` (the passwd-file is re-read on change)."""
+        """Allow PLAIN login for `address` with `password`."""
+        self.create_users({address: password})
+
+    def create_users(self, passwords: dict[str, str]) -> None:
+        """Allow PLAIN logins for several addresses at once (one write, one wait)."""
         path = self._root / "passwd"
+        wanted = {a.lower(): p for a, p in passwords.items()}
         lines = [ln for ln in path.read_text().splitlines()
-                 if not ln.startswith(f"{address.lower()}:")]
-        lines.append(f"{address.lower()}:{{PLAIN}}{password}::::::")
+                 if ln.partition(":")[0] not in wanted]
+        lines += [f"{a}:{{PLAIN}}{p}::::::" for a, p in wanted.items()]
         path.write_text("\n".join(lines) + "\n")
+        # Dovecot stats a passwd-file at most once per wall-clock second, so a lookup later
+        # in the second of this write could still use the old content: wait it out.
+        time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
     @contextlib.contextmanager
     def admin_session(self, address: str) -> Iterator[IMAPClient]:

@@ -54,7 +54,7 @@ def _read_ready(process: subprocess.Popen[str], timeout: float) -> str:
 def _python_module(module: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, env=env,
         start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
 
@@ -117,6 +117,8 @@ class IdentityEmulator:
         return self
 
     def stop(self) -> None:
+        if hasattr(self, "control"):
+            self.control.session.close()
         _stop(self._process)
         self._process = None
         if self._tmp is not None:

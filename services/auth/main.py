@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
@@ -45,10 +48,21 @@ def run(settings: Settings) -> int:
     thread = threading.Thread(target=refresher.run_forever, args=(stop,), name="refresher", daemon=True)
     thread.start()
     app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
-    # uvicorn installs its own SIGTERM handler and returns when it has drained requests.
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False)
+    server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                                    log_config=None, access_log=False))
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
+    server.run()
     stop.set()
     thread.join(timeout=10)
     pool.close()
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after draining, so the process would die "by signal"
+    instead of exiting 0; our handlers above ask it to stop and let it return."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(
         create_app(base_url), ssl_certfile=str(server_cert.cert),
         ssl_keyfile=str(server_cert.key), log_level=args.log_level, access_log=False,
-        backlog=256,
+        backlog=256, timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     # The socket already listens, so clients that connect now wait in the backlog.

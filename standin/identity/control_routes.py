@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -52,9 +52,9 @@ def admin_consent(state: State, body: dict[str, Any], p: dict[str, str]) -> dict
 
 
 def create_user(state: State, body: dict[str, Any], _: dict[str, str]) -> dict[str, Any]:
-    user = state.add_user(body["address"], body.get("tenant"), body.get("oid"),
-                          body.get("name"), bool(body.get("is_admin", False)),
-                          bool(body.get("blocked_by_ca", False)))
+    user = state.add_user(body["address"], body.get("tenant"), oid=body.get("oid"),
+                          name=body.get("name"), is_admin=bool(body.get("is_admin", False)),
+                          blocked_by_ca=bool(body.get("blocked_by_ca", False)))
     return asdict(user)
 
 

@@ -77,7 +77,7 @@ def _check_pkce(verifier: str | None, challenge: str | None, method: str) -> Non
         raise OAuthError("invalid_grant", 501481)
 
 
-def user_tokens(ctx: Context, client: Client, user: User, scopes: list[str],
+def user_tokens(ctx: Context, client: Client, user: User, scopes: list[str], *,
                 nonce: str | None, with_refresh: bool) -> dict[str, Any]:
     state = ctx.state
     resource = _resource_scopes(scopes)
@@ -130,7 +130,7 @@ def authorization_code(ctx: Context, client: Client, form: Mapping[str, str]) ->
     code.redeemed = True
     user = ctx.state.users[code.address]
     ctx.state.count_user(user.address, "authorization_code")
-    return user_tokens(ctx, client, user, code.scopes, code.nonce, with_refresh=True)
+    return user_tokens(ctx, client, user, code.scopes, nonce=code.nonce, with_refresh=True)
 
 
 def refresh_token(ctx: Context, client: Client, form: Mapping[str, str]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def refresh_token(ctx: Context, client: Client, form: Mapping[str, str]) -> dict
     _check_user(ctx, user, client.client_id)
     requested = form.get("scope", "").split() or record.scopes
     scopes = [*requested, *([] if "offline_access" in requested else ["offline_access"])]
-    return user_tokens(ctx, client, user, scopes, None, with_refresh=True)
+    return user_tokens(ctx, client, user, scopes, nonce=None, with_refresh=True)
 
 
 def client_credentials(ctx: Context, client: Client, form: Mapping[str, str]) -> dict[str, Any]:

@@ -9,8 +9,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from starlette.responses import Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from standin.identity import grants, pages
@@ -102,7 +107,7 @@ async def authorize(request: Request) -> Response:
         q.get("code_challenge"), q.get("code_challenge_method", "plain"),
         q.get("login_hint", ""), mode))
     return HTMLResponse(pages.sign_in(f"/{tenant}/oauth2/v2.0/authorize", flow,
-                                      client.client_id, scopes, q.get("login_hint", "")))
+                                      client.client_id, scopes, login_hint=q.get("login_hint", "")))
 
 
 async def authorize_submit(request: Request) -> Response:
@@ -127,7 +132,8 @@ async def authorize_submit(request: Request) -> Response:
         failure = aadsts_text(50020)
     if failure or user is None:
         page = pages.sign_in(f"/{pending.tenant}/oauth2/v2.0/authorize", str(form["flow"]),
-                             pending.client_id, pending.scopes, address, error=failure)
+                             pending.client_id, pending.scopes, login_hint=address,
+                             error=failure)
         return HTMLResponse(page, status_code=200)
     state.pending.pop(str(form["flow"]))
     error = None

@@ -15,7 +15,7 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
 
 
-def sign_in(action: str, flow: str, client_id: str, scopes: list[str], login_hint: str,
+def sign_in(action: str, flow: str, client_id: str, scopes: list[str], *, login_hint: str,
             error: str | None = None) -> str:
     items = "".join(f"<li>{escape(s)}</li>" for s in scopes)
     error_html = f"<p id='error' role='alert'>{escape(error)}</p>" if error else ""

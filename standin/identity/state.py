@@ -141,7 +141,7 @@ class State:
             return self.tenants[ref]
         return next((t for t in self.tenants.values() if t.domain == ref), None)
 
-    def add_user(self, address: str, tenant_id: str | None = None, oid: str | None = None,
+    def add_user(self, address: str, tenant_id: str | None = None, *, oid: str | None = None,
                  name: str | None = None, is_admin: bool = False,
                  blocked_by_ca: bool = False) -> User:
         address = address.lower()

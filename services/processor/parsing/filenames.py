@@ -60,10 +60,11 @@ def _clean(name: str) -> str:
     name = unicodedata.normalize("NFC", name)
     # Keep only the last path component: a sender's folders mean nothing here.
     name = re.split(r"[/\\]", name)[-1]
+    # Tabs and line breaks (from folded headers) separate words; other controls go.
+    name = _SPACES.sub(" ", name)
     # Cc are control characters; Cf includes the bidi overrides used to disguise extensions.
     name = "".join(c for c in name if unicodedata.category(c) not in {"Cc", "Cf", "Cs"})
     name = _FORBIDDEN.sub("_", name)
-    name = _SPACES.sub(" ", name)
     name = _DOTS.sub(".", name)
     # Leading dots hide files; trailing dots and spaces are dropped by Windows.
     return name.strip(" .")

@@ -90,7 +90,8 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
             return [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception as exc:  # noqa: BLE001 - the header parser's bugs vary by version
             defects.append(f"{name}: modern address parser failed ({type(exc).__name__})")
-    decoded = decode_words(raw, defects, name)
+    cap = getattr(msg.policy, "max_header_bytes", None) or len(raw)
+    decoded = decode_words(raw[:cap], defects, name)
     return [(n, a) for n, a in email.utils.getaddresses([decoded]) if a or n]
 
 

@@ -31,7 +31,7 @@ def parse_message(raw: bytes, limits: ParseLimits = _DEFAULT_LIMITS) -> ParsedMa
         raise
     except RecursionError as exc:
         raise UnparseableMail("structure nested too deeply for the parser") from exc
-    except Exception as exc:  # noqa: BLE001 - the promise is: nothing but UnparseableMail
+    except Exception as exc:
         raise UnparseableMail(f"unexpected {type(exc).__name__} while parsing") from exc
 
 
@@ -43,7 +43,7 @@ def parse_headers_only(raw_head: bytes) -> ParsedMail:
         return headers_only(parser.parsebytes(data, headersonly=True), [])
     except UnparseableMail:
         raise
-    except Exception as exc:  # noqa: BLE001 - same promise as parse_message
+    except Exception as exc:
         raise UnparseableMail(f"unexpected {type(exc).__name__} reading headers") from exc
 
 

@@ -17,7 +17,7 @@ _OCTETS, _OCTETS_CONSTRUCTED, _EXPLICIT_0 = 0x04, 0x24, 0xA0
 _MAX_DEPTH = 32
 
 
-class NotSignedData(ValueError):
+class NotSignedDataError(ValueError):
     """The blob is not signed-data we can read (encrypted, or malformed)."""
 
 
@@ -36,20 +36,20 @@ def _length(data: bytes, pos: int) -> tuple[int | None, int]:
         return None, pos + 1
     count = first & 0x7F
     if count > 4:
-        raise NotSignedData("ASN.1 length too large")
+        raise NotSignedDataError("ASN.1 length too large")
     return int.from_bytes(data[pos + 1 : pos + 1 + count], "big"), pos + 1 + count
 
 
 def _read(data: bytes, pos: int, depth: int = 0) -> _Tlv:
     if depth > _MAX_DEPTH or pos + 2 > len(data):
-        raise NotSignedData("truncated or too deeply nested ASN.1")
+        raise NotSignedDataError("truncated or too deeply nested ASN.1")
     tag = data[pos]
     if tag & 0x1F == 0x1F:
-        raise NotSignedData("multi-byte ASN.1 tags are not used by CMS")
+        raise NotSignedDataError("multi-byte ASN.1 tags are not used by CMS")
     length, start = _length(data, pos + 1)
     if length is not None:
         if start + length > len(data):
-            raise NotSignedData("ASN.1 element runs past the end")
+            raise NotSignedDataError("ASN.1 element runs past the end")
         return _Tlv(tag, start, start + length, start + length)
     cursor = start
     while data[cursor : cursor + 2] != b"\x00\x00":
@@ -68,7 +68,7 @@ def _children(data: bytes, parent: _Tlv, depth: int) -> list[_Tlv]:
 
 def _expect(tlv: _Tlv, tag: int) -> _Tlv:
     if tlv.tag != tag:
-        raise NotSignedData(f"expected ASN.1 tag {tag:#x}, found {tlv.tag:#x}")
+        raise NotSignedDataError(f"expected ASN.1 tag {tag:#x}, found {tlv.tag:#x}")
     return tlv
 
 
@@ -85,15 +85,15 @@ def signed_content(blob: bytes) -> bytes:
         info = _children(blob, _expect(_read(blob, 0), _SEQUENCE), 0)
         oid = blob[info[0].start : info[0].end]
         if oid == _OID_ENVELOPED_DATA:
-            raise NotSignedData("encrypted (enveloped-data); cannot be read without the key")
+            raise NotSignedDataError("encrypted (enveloped-data); cannot be read without the key")
         if oid != _OID_SIGNED_DATA:
-            raise NotSignedData("not CMS signed-data")
+            raise NotSignedDataError("not CMS signed-data")
         signed = _children(blob, _expect(info[1], _EXPLICIT_0), 1)
         fields = _children(blob, _expect(signed[0], _SEQUENCE), 2)
         encap = _children(blob, _expect(fields[2], _SEQUENCE), 3)
         if len(encap) < 2:
-            raise NotSignedData("detached signature: no content inside")
+            raise NotSignedDataError("detached signature: no content inside")
         wrapper = _children(blob, _expect(encap[1], _EXPLICIT_0), 4)
         return _octets(blob, wrapper[0], 5)
     except IndexError as exc:
-        raise NotSignedData("truncated CMS structure") from exc
+        raise NotSignedDataError("truncated CMS structure") from exc

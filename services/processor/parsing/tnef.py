@@ -44,7 +44,7 @@ def unpack(data: bytes, max_attributes: int) -> list[TnefFile]:
     try:
         parsed = TNEF(data, do_checksum=False)
         files = [TnefFile(_name(att), bytes(att.data or b"")) for att in parsed.attachments]
-    except Exception as exc:  # noqa: BLE001 - tnefparse raises anything on corrupt input
+    except Exception as exc:
         raise TnefError(f"TNEF unpacking failed ({type(exc).__name__})") from exc
     return [f for f in files if f.content]
 

@@ -79,15 +79,15 @@ def walk(part: Message, state: Walk, bodies: Bodies, depth: int, source: str) ->
     if ctype in {"message/rfc822", "message/global"}:
         _walk_forwarded(part, state, bodies, depth)
     elif part.is_multipart():
-        _walk_multipart(part, ctype, state, bodies, depth, source)
+        _walk_multipart(part, ctype, state, bodies, depth=depth, source=source)
     elif ctype.startswith("multipart/"):
         _broken_multipart(part, ctype, state, bodies)
     else:
-        _leaf(part, ctype, state, bodies, depth, source)
+        _leaf(part, ctype, state, bodies, depth=depth, source=source)
 
 
 def _walk_multipart(
-    part: Message, ctype: str, state: Walk, bodies: Bodies, depth: int, source: str
+    part: Message, ctype: str, state: Walk, bodies: Bodies, *, depth: int, source: str
 ) -> None:
     children = part.get_payload()
     if not isinstance(children, list):
@@ -96,10 +96,13 @@ def _walk_multipart(
         if not isinstance(child, Message):
             continue
         # RFC 1847: the second part of multipart/signed is the signature, not content.
-        if ctype == "multipart/signed" and index > 0:
-            if parts.content_type(child, state.defects) in _SIGNATURES:
-                state.count_part(depth + 1)
-                continue
+        if (
+            ctype == "multipart/signed"
+            and index > 0
+            and parts.content_type(child, state.defects) in _SIGNATURES
+        ):
+            state.count_part(depth + 1)
+            continue
         walk(child, state, bodies, depth + 1, source)
 
 
@@ -134,7 +137,7 @@ def _forwarded_text(message: Message, own: Bodies, defects: list[str]) -> str:
         value = text_header(message, name, defects)
         if value:
             lines.append(f"{name.title()}: {value}")
-    return "\n".join(lines) + "\n\n" + render_text(own)
+    return ("\n".join(lines) + "\n\n" + render_text(own)).rstrip()
 
 
 def render_text(bodies: Bodies) -> str:
@@ -146,7 +149,7 @@ def render_text(bodies: Bodies) -> str:
 
 
 def _leaf(
-    part: Message, ctype: str, state: Walk, bodies: Bodies, depth: int, source: str
+    part: Message, ctype: str, state: Walk, bodies: Bodies, *, depth: int, source: str
 ) -> None:
     name = parts.filename(part, state.defects)
     content = parts.payload(part, state.defects)
@@ -154,7 +157,7 @@ def _leaf(
     if ctype in _TNEF or (name or "").lower() == "winmail.dat":
         _unpack_tnef(part, content, name, state, source)
     elif ctype in _PKCS7_MIME or (name or "").lower().endswith(".p7m"):
-        _unpack_smime(part, content, name, state, bodies, depth)
+        _unpack_smime(part, content, name, state, bodies, depth=depth)
     elif _is_body(part, ctype, name):
         text = _newlines(decode_text(content, parts.charset(part), state.defects, ctype))
         if ctype == "text/html":
@@ -199,11 +202,11 @@ def _unpack_tnef(
 
 
 def _unpack_smime(
-    part: Message, content: bytes, name: str | None, state: Walk, bodies: Bodies, depth: int
+    part: Message, content: bytes, name: str | None, state: Walk, bodies: Bodies, *, depth: int
 ) -> None:
     try:
         inner = smime.signed_content(content)
-    except smime.NotSignedData as exc:
+    except smime.NotSignedDataError as exc:
         state.defects.append(f"S/MIME part kept as is: {exc}")
         state.attachments.append(_found(part, "application/pkcs7-mime", content, name, "smime"))
         return

@@ -91,3 +91,38 @@ def test_plain_login_and_mail_seeding(world: World) -> None:
         client.logout()
     with pytest.raises(LoginError):
         IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False).login(address, "wrong")
+
+
+def test_access_token_lifetime_applies_to_introspection(world: World) -> None:
+    """A token past its expires_in is refused by Dovecot; the refresh token still works."""
+    address = world.new_user()
+    world.control.set_access_token_lifetime(1)
+    try:
+        app, result = world.tokens(address)
+    finally:
+        world.control.set_access_token_lifetime(3600)
+    assert result["expires_in"] == 1
+    time.sleep(1.1)
+    with pytest.raises(LoginError):
+        _xoauth2(world, address, result["access_token"])
+    (account,) = app.get_accounts()
+    refreshed = app.acquire_token_silent_with_error(
+        ["https://outlook.office.com/IMAP.AccessAsUser.All"], account, force_refresh=True)
+    _xoauth2(world, address, refreshed["access_token"])
+
+
+def test_sixty_parallel_sessions(new_world) -> None:
+    """Connection limits are raised: 60 simultaneous authenticated sessions from 127.0.0.1."""
+    world = new_world()
+    world.control.grant_admin_consent(world.tenant["id"], world.client["client_id"])
+    token = world.app(world.tenant["id"]).acquire_token_for_client(APP_SCOPE)["access_token"]
+    clients = []
+    try:
+        for _ in range(60):
+            client = _imaps(world)
+            clients.append(client)
+            client.oauth2_login(world.new_user(), token)
+        assert all(c.noop() for c in clients)
+    finally:
+        for client in clients:
+            client.shutdown()

@@ -11,7 +11,7 @@ from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from ..model import Attachment, InvoiceData
-from ._xml import NotXml, load
+from ._xml import NotXmlError, load
 from .cfdi import Cfdi
 from .cl_dte import ChileanDte
 from .ubl import Ubl
@@ -66,7 +66,7 @@ def find_invoices(
             continue
         try:
             results = recognise(att.content)
-        except NotXml as exc:
+        except NotXmlError as exc:
             defects.append(f"{att.filename}: XML not readable ({exc})")
             continue
         found.extend(InvoiceData(fmt, att.filename, fields) for fmt, fields in results)

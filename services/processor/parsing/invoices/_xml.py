@@ -8,7 +8,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 
-class NotXml(ValueError):
+class NotXmlError(ValueError):
     """The bytes are not well-formed XML, or use DTDs or entities, which invoices never need."""
 
 
@@ -17,7 +17,7 @@ def load(data: bytes) -> Element:
     try:
         return SafeET.fromstring(data, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError) as exc:
-        raise NotXml(f"{type(exc).__name__}: {exc}"[:200]) from exc
+        raise NotXmlError(f"{type(exc).__name__}: {exc}"[:200]) from exc
 
 
 def local(tag: str) -> str:

@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# One image for every Bandeja process: `bandeja auth|fetcher|processor|relay|migrate`.
+#
+# Build:  docker build -t registry.example.com/bandeja/bandeja:0.1.0 .
+# The base is pinned to an exact Python patch release; pin its digest too when you build
+# in CI (`FROM python:3.11.13-slim-bookworm@sha256:...`), and bump both deliberately.
+
+# ---- build: install the package and its dependencies into a self-contained venv --------
+FROM python:3.11.13-slim-bookworm AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/bandeja
+WORKDIR /src
+# .dockerignore keeps the venv, git metadata, tests and local .env files out.
+COPY . .
+RUN /opt/bandeja/bin/pip install . \
+ && /opt/bandeja/bin/python -m compileall -q /opt/bandeja
+
+# ---- runtime: the venv only, no compiler, no pip cache, no source tree --------------------
+FROM python:3.11.13-slim-bookworm AS runtime
+
+# A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it without /etc/passwd
+# lookups, and a passwd entry for the libraries that ask who they are.
+RUN groupadd --system --gid 10001 bandeja \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
+      --shell /usr/sbin/nologin bandeja
+
+COPY --from=build /opt/bandeja /opt/bandeja
+
+# The root filesystem is read-only in Kubernetes: no bytecode writes (compiled at build),
+# temp files and HOME under /tmp (an emptyDir there).
+ENV PATH=/opt/bandeja/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    BANDEJA_LOG_FORMAT=json
+
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 8080 9191
+
+# Exec form: `bandeja` is PID 1 and receives SIGTERM itself (each process stops cleanly
+# on it). The Kubernetes manifests pass the subcommand as args.
+ENTRYPOINT ["bandeja"]
+CMD ["--help"]

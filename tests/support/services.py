@@ -1,0 +1,127 @@
+"""Run Bandeja's processes as real OS processes, the way an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from standin.testing import StandIn
+
+CLIENT_ID = "bandeja-test-client"
+CLIENT_SECRET = "test-client-secret-9f2c7e"  # noqa: S105 - the emulator's test credential
+ADMIN_TOKEN = "test-admin-token-4b1d0a"  # noqa: S105
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(
+    *, database_url: str, broker_url: str, standin: StandIn, http_port: int,
+    token_keys: str, poll_interval: float = 2.0,
+) -> dict[str, str]:
+    """Everything a Bandeja process needs, only through BANDEJA_* variables (DESIGN.md)."""
+    return {
+        "BANDEJA_DATABASE_URL": database_url,
+        "BANDEJA_BROKER_URL": broker_url,
+        "BANDEJA_CLIENT_ID": CLIENT_ID,
+        "BANDEJA_CLIENT_SECRET": CLIENT_SECRET,
+        "BANDEJA_AUTHORITY_HOST": standin.identity.base_url,
+        "BANDEJA_IMAP_HOST": "127.0.0.1",
+        "BANDEJA_IMAP_PORT": str(standin.dovecot.imaps_port),
+        "BANDEJA_IMAP_TLS": "true",
+        "BANDEJA_CA_BUNDLE": standin.identity.ca_path,
+        "BANDEJA_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+        "BANDEJA_HTTP_PORT": str(http_port),
+        "BANDEJA_HTTP_HOST": "127.0.0.1",
+        "BANDEJA_TOKEN_KEYS": token_keys,
+        "BANDEJA_ADMIN_TOKEN": ADMIN_TOKEN,
+        "BANDEJA_POLL_INTERVAL": str(poll_interval),
+    }
+
+
+def new_token_keys() -> str:
+    return Fernet.generate_key().decode()
+
+
+class ServiceProcess:
+    def __init__(self, command: str, env: dict[str, str], log_dir: Path, metrics_port: int) -> None:
+        self.command = command
+        self.metrics_port = metrics_port
+        self.log_path = log_dir / f"{command}-{metrics_port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANDEJA_")}
+        full_env.update(env, BANDEJA_METRICS_PORT=str(metrics_port))
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "services", command],
+            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.command} exited {self.process.returncode}:\n{self.logs()[-3000:]}")
+            try:
+                if requests.get(f"{self.ops_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.command} not ready in {timeout}s:\n{self.logs()[-3000:]}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        return int(self.process.returncode)
+
+
+class Services:
+    """auth, fetcher, processor and relay, each its own process."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.running: dict[str, ServiceProcess] = {}
+
+    @property
+    def auth_url(self) -> str:
+        return self.env["BANDEJA_PUBLIC_URL"]
+
+    def start(self, *commands: str) -> Services:
+        for command in commands or ("auth", "fetcher", "processor", "relay"):
+            port = int(self.env["BANDEJA_HTTP_PORT"]) if command == "auth" else free_port()
+            self.running[command] = ServiceProcess(command, self.env, self.log_dir, port)
+        for proc in self.running.values():
+            proc.wait_ready()
+        return self
+
+    def stop(self) -> dict[str, int]:
+        return {name: proc.stop() for name, proc in self.running.items()}
+
+    def admin_get(self, path: str) -> requests.Response:
+        return requests.get(f"{self.auth_url}{path}", timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
