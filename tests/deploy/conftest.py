@@ -35,9 +35,7 @@ def kubectl() -> str:
 
 
 def promtool() -> str:
-    return require_tool(
-        "promtool", "`apt-get install prometheus` (Debian ships promtool in it)"
-    )
+    return require_tool("promtool", "`apt-get install prometheus` (Debian ships promtool in it)")
 
 
 def render(path: Path) -> list[dict[str, Any]]:

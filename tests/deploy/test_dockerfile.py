@@ -14,8 +14,8 @@ DOCKERFILE = REPO / "Dockerfile"
 def _instructions() -> list[tuple[str, str]]:
     text = DOCKERFILE.read_text().replace("\\\n", " ")
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             op, _, rest = line.partition(" ")
             out.append((op.upper(), rest.strip()))
@@ -39,7 +39,8 @@ def test_runs_as_numeric_non_root_user() -> None:
     users = [rest for op, rest in _instructions() if op == "USER"]
     assert users
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0
+    assert uid.isdigit()
+    assert int(uid) != 0
 
 
 def test_installs_the_repo_and_runs_bandeja() -> None:
@@ -47,7 +48,8 @@ def test_installs_the_repo_and_runs_bandeja() -> None:
     ins = _instructions()
     assert any(op == "RUN" and re.search(r"pip install (.*\s)?\.(\s|$)", rest) for op, rest in ins)
     entry = [rest for op, rest in ins if op == "ENTRYPOINT"]
-    assert entry and json.loads(entry[-1]) == ["bandeja"]
+    assert entry
+    assert json.loads(entry[-1]) == ["bandeja"]
 
 
 def test_dockerignore_keeps_secrets_and_venv_out() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.conftest import PROMETHEUS, REPO, K8S, promtool, render
+from tests.deploy.conftest import K8S, PROMETHEUS, REPO, promtool, render
 
 RULES = PROMETHEUS / "rules.yml"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
@@ -20,8 +20,20 @@ DASHBOARD = REPO / "deploy" / "grafana" / "bandeja.json"
 EXPORTED = PROMETHEUS / "exported_metrics.txt"
 
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan", "atan2",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -77,8 +89,9 @@ def dashboard_exprs() -> list[str]:
 
 def test_promtool_check_rules() -> None:
     """promtool accepts the rule file."""
-    result = subprocess.run([promtool(), "check", "rules", str(RULES)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -86,8 +99,13 @@ def test_promtool_unit_tests() -> None:
     """Every promtool unit test passes: alerts fire on their series and stay quiet otherwise."""
     tests = sorted((PROMETHEUS / "tests").glob("*.yml"))
     assert tests
-    result = subprocess.run([promtool(), "test", "rules", *map(str, tests)],
-                            capture_output=True, text=True, check=False, cwd=PROMETHEUS)
+    result = subprocess.run(
+        [promtool(), "test", "rules", *map(str, tests)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROMETHEUS,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -109,7 +127,8 @@ def test_alerts_follow_conventions() -> None:
     anchor is a heading of docs/runbooks.md."""
     headings = {
         re.sub(r"[^a-z0-9 _-]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
-        for line in RUNBOOKS.read_text().splitlines() if line.startswith("#")
+        for line in RUNBOOKS.read_text().splitlines()
+        if line.startswith("#")
     }
     for alert in _alerts():
         name = alert["alert"]
@@ -117,7 +136,8 @@ def test_alerts_follow_conventions() -> None:
         assert alert.get("for"), name
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, name
         ann = alert["annotations"]
-        assert ann.get("summary") and ann.get("description"), name
+        assert ann.get("summary"), name
+        assert ann.get("description"), name
         url = ann["runbook_url"]
         assert "docs/runbooks.md#" in url, name
         assert url.split("#", 1)[1] == name.lower(), name
@@ -131,7 +151,9 @@ def test_prometheusrule_matches_rules_file() -> None:
     assert rule["spec"] == yaml.safe_load(RULES.read_text())
     result = subprocess.run(
         [sys.executable, str(PROMETHEUS / "generate_prometheusrule.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -140,7 +162,8 @@ def test_exported_metrics_list() -> None:
     """exported_metrics.txt is one metric name per line, unique, and names only the
     contract's metrics (bandeja_* and the default process_* collectors)."""
     lines = EXPORTED.read_text().splitlines()
-    assert lines and all(re.fullmatch(r"(bandeja|process)_[a-z0-9_]+", n) for n in lines)
+    assert lines
+    assert all(re.fullmatch(r"(bandeja|process)_[a-z0-9_]+", n) for n in lines)
     assert len(lines) == len(set(lines))
 
 
@@ -158,8 +181,10 @@ def test_rules_and_dashboard_use_only_exported_metrics() -> None:
 
 def test_metric_name_extraction() -> None:
     """The PromQL scan finds metrics and skips functions, keywords, labels and strings."""
-    expr = ('label_replace(absent(a_b), "c", "x_y", "", "") or sum by (le, route) '
-            '(rate(h_bucket{route=~"z_w"}[$__rate_interval])) / on (q) group_left c_total - time()')
+    expr = (
+        'label_replace(absent(a_b), "c", "x_y", "", "") or sum by (le, route) '
+        '(rate(h_bucket{route=~"z_w"}[$__rate_interval])) / on (q) group_left c_total - time()'
+    )
     assert metric_names(expr) == {"a_b", "h_bucket", "c_total"}
 
 
@@ -168,12 +193,13 @@ def test_dashboard_queries_parse(tmp_path: Path) -> None:
     Grafana's variables substituted)."""
     rules = []
     for i, expr in enumerate(dashboard_exprs()):
-        expr = expr.replace("$__rate_interval", "5m").replace("$namespace", ".*")
-        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+        concrete = expr.replace("$__rate_interval", "5m").replace("$namespace", ".*")
+        rules.append({"record": f"dashboard:query_{i}", "expr": concrete})
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([promtool(), "check", "rules", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -181,7 +207,9 @@ def test_dashboard_is_importable() -> None:
     """The dashboard is a Grafana dashboard JSON with a datasource variable, unique panel
     ids and every panel bound to the chosen Prometheus."""
     dash = json.loads(DASHBOARD.read_text())
-    assert dash["title"] and dash["uid"] and dash["schemaVersion"] >= 30
+    assert dash["title"]
+    assert dash["uid"]
+    assert dash["schemaVersion"] >= 30
     assert "id" not in dash or dash["id"] is None
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"

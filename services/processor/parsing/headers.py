@@ -86,7 +86,7 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
         return []
     if _use_modern(msg, raw):
         try:
-            header = msg[name]
+            header: Any = msg[name]
             return [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception as exc:  # noqa: BLE001 - the header parser's bugs vary by version
             defects.append(f"{name}: modern address parser failed ({type(exc).__name__})")

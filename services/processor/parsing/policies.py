@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from email.policy import EmailPolicy, compat32
 from typing import Any
 
 from .model import ParseLimits
+
+
+# JavaMail and others send boundary=----=_Part_1_2.3 unquoted; RFC 2045 5.1 requires
+# quotes for "=", and the modern parser then reads the boundary as "----" and loses every
+# part. compat32 reads it as intended; quoting it restores that reading.
+_UNQUOTED_BOUNDARY = re.compile(r'(boundary\s*=\s*)([^"\s;][^\s;]*=[^\s;]*)', re.IGNORECASE)
+
+
+def _quote_boundary(match: re.Match[str]) -> str:
+    return f'{match.group(1)}"{match.group(2)}"'
 
 
 class BoundedPolicy(EmailPolicy):
@@ -21,11 +32,15 @@ class BoundedPolicy(EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> Any:
         if len(value) > self.max_header_bytes:
             value = value[: self.max_header_bytes]
+        if name.lower() == "content-type":
+            value = _UNQUOTED_BOUNDARY.sub(_quote_boundary, value)
         return super().header_fetch_parse(name, value)
 
 
 def modern(limits: ParseLimits) -> BoundedPolicy:
-    return BoundedPolicy(max_header_bytes=limits.max_header_bytes)
+    # Policy attributes are set through the constructor's keywords (email._policybase).
+    policy: BoundedPolicy = BoundedPolicy(max_header_bytes=limits.max_header_bytes)  # type: ignore[call-overload]
+    return policy
 
 
 def header_cap(policy: object) -> int | None:

@@ -152,3 +152,17 @@ def test_unparseable_date_is_none_with_defect() -> None:
     mail = parse_message(b"Date: el martes\r\nSubject: x\r\n\r\nx\r\n")
     assert mail.date is None
     assert any("Date" in d for d in mail.defects)
+
+
+def test_unquoted_boundary_with_equals_sign() -> None:
+    """JavaMail's unquoted boundary=----=_Part_... still splits the parts (as compat32 does)."""
+    raw = (
+        b"Subject: x\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed;\r\n boundary=----=_Part_1_2.3\r\n\r\n"
+        b"------=_Part_1_2.3\r\nContent-Type: text/plain\r\n\r\ncuerpo\r\n"
+        b"------=_Part_1_2.3\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n"
+        b"------=_Part_1_2.3--\r\n"
+    )
+    mail = parse_message(raw)
+    assert mail.text_body.strip() == "cuerpo"
+    assert [a.filename for a in mail.attachments] == ["a.pdf"]

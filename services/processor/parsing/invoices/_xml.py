@@ -15,9 +15,10 @@ class NotXmlError(ValueError):
 def load(data: bytes) -> Element:
     """Parse ``data`` with DTDs, entities and external references all refused."""
     try:
-        return SafeET.fromstring(data, forbid_dtd=True)
+        root: Element = SafeET.fromstring(data, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError) as exc:
         raise NotXmlError(f"{type(exc).__name__}: {exc}"[:200]) from exc
+    return root
 
 
 def local(tag: str) -> str:

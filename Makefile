@@ -1,0 +1,41 @@
+# Bandeja: `make demo` runs the whole system against the local Microsoft 365 stand-in;
+# `make test` runs the checks CI runs. Both set up everything on a fresh machine.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages lint test unit demo bench chaos clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@bash scripts/install-system-packages.sh
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,standin]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check common services standin tests bench scripts
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+demo: setup
+	$(PY) -m scripts.demo
+
+bench: setup
+	$(PY) -m bench.run
+
+chaos: setup
+	$(PY) -m tests.chaos.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
