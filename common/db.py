@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 OUTBOX_CHANNEL = "bandeja_outbox"
-TOKEN_REFRESH_CHANNEL = "bandeja_token_refresh"
+TOKEN_REFRESH_CHANNEL = "bandeja_token_refresh"  # noqa: S105 - a channel name
 MAILBOX_CHANNEL = "bandeja_mailbox"
 
 

@@ -92,12 +92,14 @@ def health_routes(liveness: dict[str, Check], readiness: dict[str, Check]) -> li
 class OpsServer:
     """Serves /healthz, /readyz and /metrics for a worker process in a background thread."""
 
-    def __init__(
-        self, port: int, liveness: dict[str, Check], readiness: dict[str, Check]
-    ) -> None:
+    def __init__(self, port: int, liveness: dict[str, Check], readiness: dict[str, Check]) -> None:
         app = Starlette(routes=health_routes(liveness, readiness))
         config = uvicorn.Config(
-            app, host="0.0.0.0", port=port, log_config=None, access_log=False  # noqa: S104
+            app,
+            host="0.0.0.0",  # noqa: S104 - scraped and probed from outside the pod
+            port=port,
+            log_config=None,
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="ops-server", daemon=True)

@@ -12,8 +12,7 @@ from typing import Any
 
 import structlog
 from dramatiq import Middleware
-from dramatiq.broker import Broker
-from dramatiq.message import Message
+from dramatiq.broker import Broker, MessageProxy
 from prometheus_client import Counter, Histogram
 
 ACTOR_MESSAGES = Counter(
@@ -33,7 +32,7 @@ class LogContext(Middleware):
     Worker threads are long-lived: without clearing, one message's context leaks into the next.
     """
 
-    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             message_id=message.message_id,
@@ -44,27 +43,28 @@ class LogContext(Middleware):
     def after_process_message(
         self,
         broker: Broker,
-        message: Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         structlog.contextvars.clear_contextvars()
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
 
 
 class WorkerMetrics(Middleware):
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
 
-    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         self._started[message.message_id] = time.monotonic()
 
     def after_process_message(
         self,
         broker: Broker,
-        message: Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
@@ -80,6 +80,6 @@ class WorkerMetrics(Middleware):
             outcome = "retry"
         ACTOR_MESSAGES.labels(message.actor_name, outcome).inc()
 
-    def after_skip_message(self, broker: Broker, message: Message[Any]) -> None:
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._started.pop(message.message_id, None)
         ACTOR_MESSAGES.labels(message.actor_name, "dead" if message.failed else "skipped").inc()

@@ -20,7 +20,7 @@ _LOCK_ID = 0x42414E44  # "BAND"
 
 def available_migrations() -> list[tuple[str, str]]:
     folder = resources.files("common") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 

@@ -40,7 +40,9 @@ def readiness_checks(settings: Settings) -> dict[str, Check]:
     }
 
 
-def start_loops(loops: Iterable[tuple[str, Callable[[threading.Event], None]]], stop: threading.Event) -> list[threading.Thread]:
+def start_loops(
+    loops: Iterable[tuple[str, Callable[[threading.Event], None]]], stop: threading.Event
+) -> list[threading.Thread]:
     threads = []
     for name, loop in loops:
         thread = threading.Thread(target=loop, args=(stop,), name=name, daemon=True)

@@ -85,16 +85,12 @@ class Settings(BaseSettings):
             raise ValueError("BANDEJA_TOKEN_KEYS is empty: refusing to handle tokens")
         return MultiFernet([Fernet(k.encode()) for k in keys])
 
-    def require_secrets(self) -> None:
+    def require_secrets(self, *, admin: bool = True) -> None:
         """Fail at start-up, not at the first request, when a mandatory secret is missing."""
-        missing = [
-            name
-            for name, value in (
-                ("BANDEJA_TOKEN_KEYS", self.token_keys),
-                ("BANDEJA_ADMIN_TOKEN", self.admin_token),
-            )
-            if not value.get_secret_value()
-        ]
+        wanted = [("BANDEJA_TOKEN_KEYS", self.token_keys)]
+        if admin:
+            wanted.append(("BANDEJA_ADMIN_TOKEN", self.admin_token))
+        missing = [name for name, value in wanted if not value.get_secret_value()]
         if missing:
             raise SystemExit(f"refusing to start: {', '.join(missing)} not set")
         _ = self.fernet

@@ -102,7 +102,7 @@ class IdentityEmulator:
 
     def msal_app(self, client_id: str, secret: str, tenant: str = "organizations") -> Any:
         """A fresh msal.ConfidentialClientApplication pointed at the emulator."""
-        import msal  # noqa: PLC0415 - only tests that drive msal need it
+        import msal
 
         return msal.ConfidentialClientApplication(
             client_id, client_credential=secret, authority=self.authority(tenant),

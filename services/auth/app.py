@@ -24,8 +24,8 @@ from common.health import Check, health_routes
 from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import callback, metrics, store
-from services.auth.pages import pick_lang
 from services.auth.identity import IdentityClient, IdentityFailure
+from services.auth.pages import pick_lang
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +38,9 @@ class AuthContext:
     cipher: TokenCipher
 
 
-def create_app(ctx: AuthContext, liveness: dict[str, Check], readiness: dict[str, Check]) -> Starlette:
+def create_app(
+    ctx: AuthContext, liveness: dict[str, Check], readiness: dict[str, Check]
+) -> Starlette:
     def connect(request: Request) -> Response:
         return start_connect(ctx, request)
 

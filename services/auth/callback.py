@@ -28,8 +28,18 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_CALLBACK_PARAMS = ("code", "state", "error", "error_description", "error_subcode",
-                    "session_state", "client_info", "admin_consent", "tenant", "scope")
+_CALLBACK_PARAMS = (
+    "code",
+    "state",
+    "error",
+    "error_description",
+    "error_subcode",
+    "session_state",
+    "client_info",
+    "admin_consent",
+    "tenant",
+    "scope",
+)
 
 
 def finish_connect(ctx: AuthContext, request: Request) -> Response:
@@ -41,8 +51,13 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
         log.warning("oauth_callback_bad_state")
         lang = pages.pick_lang(request)
         return pages.render(
-            request, lang=lang, ok=False, outcome="bad_state", status_code=400,
-            title=pages.text("failed_title", lang), message=pages.text("bad_state", lang),
+            request,
+            lang=lang,
+            ok=False,
+            outcome="bad_state",
+            status_code=400,
+            title=pages.text("failed_title", lang),
+            message=pages.text("bad_state", lang),
             retry_url=f"{ctx.settings.public_url}/connect",
         )
     lang = pages.pick_lang(request, flow_row["lang"])
@@ -58,8 +73,8 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
     address = str(claims.get("preferred_username") or login_hint or "").lower()
     tenant_id = str(claims.get("tid") or "")
     if not address or not tenant_id:
-        failure = Classification("config", "id_token_incomplete", "invalid_id_token")
-        return failure_page(ctx, request, lang, failure, login_hint)
+        incomplete = Classification("config", "id_token_incomplete", "invalid_id_token")
+        return failure_page(ctx, request, lang, incomplete, login_hint)
     now = datetime.now(UTC)
     with ctx.pool.connection() as conn, conn.transaction():
         mailbox = store.connect_mailbox(
@@ -75,7 +90,10 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
         )
     log.info("mailbox_connected", mailbox_id=mailbox.id, tenant_id=tenant_id)
     return pages.render(
-        request, lang=lang, ok=True, outcome="connected",
+        request,
+        lang=lang,
+        ok=True,
+        outcome="connected",
         title=pages.text("connected_title", lang),
         message=pages.text("connected", lang, address=address),
     )
@@ -86,7 +104,9 @@ def callback_error(params: dict[str, str]) -> Classification:
     description = params.get("error_description", "")
     codes = [int(c) for c in _aadsts_codes(description)]
     if params.get("error") == "access_denied" and params.get("error_subcode") == "cancel":
-        return Classification("reauth", "user_cancelled", "access_denied", codes[0] if codes else None)
+        return Classification(
+            "reauth", "user_cancelled", "access_denied", codes[0] if codes else None
+        )
     return classify_error({"error": params.get("error"), "error_codes": codes})
 
 
@@ -102,30 +122,55 @@ def failure_page(
     login_hint: str | None,
     params: dict[str, str] | None = None,
 ) -> Response:
-    log.warning("sign_in_failed", reason_class=failure.reason_class, reason=failure.reason,
-                aadsts=failure.aadsts)
+    log.warning(
+        "sign_in_failed",
+        reason_class=failure.reason_class,
+        reason=failure.reason,
+        aadsts=failure.aadsts,
+    )
     message = human_message(failure.reason, failure.reason_class)[lang]
     extra: dict[str, Any] = {}
-    if failure.reason_class == "admin" or failure.reason in ("admin_consent_required", "consent_missing"):
+    if failure.reason_class == "admin" or failure.reason in (
+        "admin_consent_required",
+        "consent_missing",
+    ):
         extra["admin_consent_url"] = f"{ctx.settings.public_url}/admin-consent"
-    retry = f"{ctx.settings.public_url}/connect" + (f"?login_hint={login_hint}" if login_hint else "")
+    retry = f"{ctx.settings.public_url}/connect" + (
+        f"?login_hint={login_hint}" if login_hint else ""
+    )
     code = f"AADSTS{failure.aadsts}" if failure.aadsts else failure.error
     return pages.render(
-        request, lang=lang, ok=False, outcome=failure.reason, status_code=400,
-        title=pages.text("failed_title", lang), message=message, retry_url=retry,
-        detail=code, **extra,
+        request,
+        lang=lang,
+        ok=False,
+        outcome=failure.reason,
+        status_code=400,
+        title=pages.text("failed_title", lang),
+        message=message,
+        retry_url=retry,
+        detail=code,
+        **extra,
     )
 
 
 def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
     with ctx.pool.connection() as conn:
-        flow_row = store.take_flow(conn, params.get("state", ""), "admin_consent") if params.get("state") else None
+        flow_row = (
+            store.take_flow(conn, params.get("state", ""), "admin_consent")
+            if params.get("state")
+            else None
+        )
     lang = pages.pick_lang(request, flow_row["lang"] if flow_row else None)
     if flow_row is None:
         return pages.render(
-            request, lang=lang, ok=False, outcome="bad_state", status_code=400,
-            title=pages.text("failed_title", lang), message=pages.text("bad_state", lang),
+            request,
+            lang=lang,
+            ok=False,
+            outcome="bad_state",
+            status_code=400,
+            title=pages.text("failed_title", lang),
+            message=pages.text("bad_state", lang),
             retry_url=f"{ctx.settings.public_url}/admin-consent",
         )
     if "error" in params or params.get("admin_consent", "").lower() != "true":
@@ -145,7 +190,10 @@ def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
         )
     log.info("admin_consent_recorded", tenant_id=tenant)
     return pages.render(
-        request, lang=lang, ok=True, outcome="admin_consented",
+        request,
+        lang=lang,
+        ok=True,
+        outcome="admin_consented",
         title=pages.text("admin_done_title", lang),
         message=pages.text("admin_done", lang, tenant=tenant),
     )

@@ -24,7 +24,7 @@ from services.auth.classify import (
 )
 
 
-class IdentityFailure(Exception):  # noqa: N818 - it is the classified failure, not an error kind
+class IdentityFailure(Exception):
     def __init__(self, classification: Classification, description: str = "") -> None:
         super().__init__(f"{classification.reason_class}:{classification.reason}")
         self.classification = classification
@@ -122,7 +122,9 @@ class IdentityClient:
         cache.deserialize(cache_state)
         app = self.app(tenant, cache)
         accounts = [
-            a for a in app.get_accounts() if not home_account_id or a["home_account_id"] == home_account_id
+            a
+            for a in app.get_accounts()
+            if not home_account_id or a["home_account_id"] == home_account_id
         ]
         if not accounts:
             raise IdentityFailure(
@@ -133,9 +135,10 @@ class IdentityClient:
         def call() -> dict[str, Any] | None:
             # force_refresh: the fetcher asks only when the token is due or IMAP refused it;
             # msal would otherwise hand back a cached token it still trusts (MS365.md §5.1).
-            return app.acquire_token_silent_with_error(
+            result: dict[str, Any] | None = app.acquire_token_silent_with_error(
                 [DELEGATED_IMAP_SCOPE], accounts[0], force_refresh=True
             )
+            return result
 
         result = self._call(call, app_only=False)
         return TokenResult(
@@ -164,23 +167,23 @@ class IdentityClient:
         try:
             result = fn()
         except requests.HTTPError as exc:  # msal raises for 5xx
-            status = exc.response.status_code if exc.response is not None else 503
-            raise IdentityFailure(
-                classify_http_status(status, _seconds(exc.response.headers.get("Retry-After")) if exc.response is not None else None)
-            ) from exc
+            response = exc.response
+            http_status = response.status_code if response is not None else 503
+            wait = _seconds(response.headers.get("Retry-After")) if response is not None else None
+            raise IdentityFailure(classify_http_status(http_status, wait)) from exc
         except (requests.RequestException, ValueError) as exc:
             # ValueError: a non-JSON body (a plain-text 429) fails msal's json.loads.
-            status, retry_after = self._retry_after.take()
-            if status is not None and (status == 429 or status >= 500):
-                raise IdentityFailure(classify_http_status(status, retry_after)) from exc
+            seen_status, retry_after = self._retry_after.take()
+            if seen_status is not None and (seen_status == 429 or seen_status >= 500):
+                raise IdentityFailure(classify_http_status(seen_status, retry_after)) from exc
             raise IdentityFailure(classify_network_error(exc), str(exc)) from exc
         if result is None:
             raise IdentityFailure(
                 Classification("reauth", "consent_missing", "no_refresh_token"), "cache empty"
             )
         if "error" in result:
-            status, retry_after = self._retry_after.take()
-            if status == 429:
+            seen_status, retry_after = self._retry_after.take()
+            if seen_status == 429:
                 raise IdentityFailure(classify_http_status(429, retry_after))
             classification = classify_error(result, app_only=app_only)
             raise IdentityFailure(classification, str(result.get("error_description", ""))[:500])

@@ -10,9 +10,9 @@ from datetime import UTC
 from typing import Any
 
 import uvicorn
+from prometheus_client import REGISTRY
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
-from prometheus_client import REGISTRY
 
 from common.db import create_pool
 from common.runtime import readiness_checks
@@ -33,7 +33,10 @@ def token_health(pool: ConnectionPool[Connection[Any]]) -> dict[str, Any]:
             " WHERE m.state = 'active'"
         ).fetchone()
     earliest = row["s"] if row else None
-    return {"states": states, "earliest_expiry_seconds": float(earliest) if earliest is not None else None}
+    return {
+        "states": states,
+        "earliest_expiry_seconds": float(earliest) if earliest is not None else None,
+    }
 
 
 def run(settings: Settings) -> int:
@@ -41,15 +44,24 @@ def run(settings: Settings) -> int:
     pool = create_pool(settings.database_url, name="auth")
     ctx = AuthContext(settings, pool, IdentityClient(settings), TokenCipher(settings.fernet))
     if settings.client_secret_expires_at is not None:
-        metrics.CLIENT_SECRET_EXPIRY.set(settings.client_secret_expires_at.replace(tzinfo=settings.client_secret_expires_at.tzinfo or UTC).timestamp())
+        metrics.CLIENT_SECRET_EXPIRY.set(
+            settings.client_secret_expires_at.replace(
+                tzinfo=settings.client_secret_expires_at.tzinfo or UTC
+            ).timestamp()
+        )
     REGISTRY.register(metrics.TokenHealthCollector(lambda: token_health(pool)))
     refresher = Refresher(settings, pool, ctx.identity, ctx.cipher)
     stop = threading.Event()
-    thread = threading.Thread(target=refresher.run_forever, args=(stop,), name="refresher", daemon=True)
+    thread = threading.Thread(
+        target=refresher.run_forever, args=(stop,), name="refresher", daemon=True
+    )
     thread.start()
     app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
-    server = _Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                    log_config=None, access_log=False))
+    server = _Server(
+        uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+        )
+    )
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
     server.run()

@@ -9,9 +9,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-REFRESHES = Counter(
-    "bandeja_token_refresh", "Token refresh attempts", ["result", "reason_class"]
-)
+REFRESHES = Counter("bandeja_token_refresh", "Token refresh attempts", ["result", "reason_class"])
 REAUTH_NEEDED = Counter(
     "bandeja_reauth_needed", "Mailboxes moved to needs_reauth", ["reason_class"]
 )

@@ -30,7 +30,10 @@ TEXT = {
         "en": "The organisation {tenant} approved the application. Users can now connect"
         " their mailboxes.",
     },
-    "failed_title": {"es": "No se pudo conectar el buzón", "en": "The mailbox could not be connected"},
+    "failed_title": {
+        "es": "No se pudo conectar el buzón",
+        "en": "The mailbox could not be connected",
+    },
     "bad_state": {
         "es": "El enlace de inicio de sesión no es válido, ya se usó o caducó. Vuelva a empezar.",
         "en": "The sign-in link is invalid, was already used or has expired. Please start again.",

@@ -102,7 +102,11 @@ class Refresher:
         if claim.auth_kind == "app_only":
             # acquire_token_for_client cannot force a refresh; skipping the cached state
             # does, when IMAP refused a token msal still trusts.
-            cached = None if claim.forced or claim.app_token_cache is None else self._cipher.decrypt(claim.app_token_cache)
+            cached = (
+                None
+                if claim.forced or claim.app_token_cache is None
+                else self._cipher.decrypt(claim.app_token_cache)
+            )
             return self._identity.app_only_token(claim.tenant_id, cached)
         if claim.token_cache is None:
             raise IdentityFailure(Classification("reauth", "consent_missing", "no_refresh_token"))
@@ -139,7 +143,9 @@ class Refresher:
                 )
         metrics.REFRESHES.labels("success", "none").inc()
         metrics.CLIENT_SECRET_VALID.set(1)
-        log.info("token_refreshed", mailbox_id=claim.mailbox_id, expires_at=result.expires_at.isoformat())
+        log.info(
+            "token_refreshed", mailbox_id=claim.mailbox_id, expires_at=result.expires_at.isoformat()
+        )
 
     def _record_failure(self, claim: Claim, failure: Classification, description: str) -> None:
         metrics.REFRESHES.labels("failure", failure.reason_class).inc()
@@ -163,7 +169,11 @@ class Refresher:
         reconnect = f"{self._settings.public_url}/connect?login_hint={claim.address}"
         with self._pool.connection() as conn, conn.transaction():
             moved = store.move_to_needs_reauth(
-                conn, claim.mailbox_id, reason, human_message(failure.reason, failure.reason_class), reconnect
+                conn,
+                claim.mailbox_id,
+                reason,
+                human_message(failure.reason, failure.reason_class),
+                reconnect,
             )
             self._release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
         if moved:
@@ -188,7 +198,9 @@ class Refresher:
         with self._pool.connection() as conn:
             self._release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
 
-    def _release(self, conn: Connection[Any], claim: Claim, delay: timedelta, failures: int) -> None:
+    def _release(
+        self, conn: Connection[Any], claim: Claim, delay: timedelta, failures: int
+    ) -> None:
         conn.execute(
             "UPDATE mailbox_tokens SET refresh_lease_until = NULL, refresh_due_at = now() + %s,"
             " failure_count = %s WHERE mailbox_id = %s AND generation = %s",

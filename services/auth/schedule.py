@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 # Refresh between 15 % and 30 % of the token's lifetime before it expires: for Microsoft's
-# 60–90 minute tokens that is 9–27 minutes ahead, spread so that thousands of mailboxes
+# 60-90 minute tokens that is 9-27 minutes ahead, spread so that thousands of mailboxes
 # connected in the same minute do not refresh in the same second.
 LEAD_FRACTION = (0.15, 0.30)
 MIN_BACKOFF = 15.0
@@ -30,4 +30,4 @@ def backoff_seconds(
     rng = rng or random.Random()  # noqa: S311
     exponential = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** max(failures, 0))
     delay = exponential * rng.uniform(0.5, 1.0)
-    return max(delay, retry_after or 0.0)
+    return float(max(delay, retry_after or 0.0))

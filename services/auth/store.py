@@ -57,7 +57,9 @@ def purge_flows(conn: Connection[Any]) -> None:
     conn.execute("DELETE FROM oauth_flows WHERE expires_at < now() - interval '1 day'")
 
 
-def _mailbox_event(event_type: str, mailbox: Mailbox, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _mailbox_event(
+    event_type: str, mailbox: Mailbox, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return events.cloud_event(
         event_type,
         event_id=uuid.uuid4(),  # written once per state transition, inside that transaction
@@ -89,9 +91,7 @@ def connect_mailbox(
     A reconnect keeps the mailbox row (and so its folder position): mail that arrived
     while it waited is still unread on the server and is fetched on the next poll.
     """
-    conn.execute(
-        "INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,)
-    )
+    conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
     row = conn.execute(
         "INSERT INTO mailboxes (address, tenant_id, auth_kind, state, next_fetch_at)"
         " VALUES (%s, %s, %s, 'active', now())"
@@ -138,7 +138,10 @@ def get_mailbox(conn: Connection[Any], mailbox_id: int) -> Mailbox | None:
 
 
 def move_to_needs_reauth(
-    conn: Connection[Any], mailbox_id: int, reason: dict[str, Any], message: dict[str, str],
+    conn: Connection[Any],
+    mailbox_id: int,
+    reason: dict[str, Any],
+    message: dict[str, str],
     reconnect_url: str,
 ) -> bool:
     """Transition to ``needs_reauth``; the event is written only on the transition."""

@@ -26,4 +26,3 @@ def bind(deps: FetchDeps) -> None:
 def fetch_mailbox_actor(mailbox_id: int) -> None:
     assert _deps is not None, "services.fetcher.actors.bind() was not called"
     fetch_mailbox(_deps, mailbox_id)
-

@@ -69,8 +69,13 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
         with deps.pool.connection() as conn:
             store.release_ok(conn, mailbox.id, deps.owner)
         result = "ok"
-        log.info("fetch_finished", mailbox_id=mailbox.id, stored=stats.stored, unread=stats.unread,
-                 seconds=round(time.monotonic() - started, 3))
+        log.info(
+            "fetch_finished",
+            mailbox_id=mailbox.id,
+            stored=stats.stored,
+            unread=stats.unread,
+            seconds=round(time.monotonic() - started, 3),
+        )
     metrics.FETCH_RUNS.labels(result).inc()
     metrics.FETCH_DURATION.observe(time.monotonic() - started)
     return result
@@ -88,7 +93,11 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
 def _usable_token(deps: FetchDeps, mailbox_id: int) -> str:
     with deps.pool.connection() as conn:
         ciphertext, expires_at = store.access_token(conn, mailbox_id)
-        if ciphertext is None or expires_at is None or expires_at - TOKEN_MARGIN < datetime.now(UTC):
+        if (
+            ciphertext is None
+            or expires_at is None
+            or expires_at - TOKEN_MARGIN < datetime.now(UTC)
+        ):
             request_refresh(conn, mailbox_id)
             raise TokenNotReady(mailbox_id)
     return deps.cipher.decrypt(ciphertext)
@@ -114,8 +123,15 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
         ):
             _store_batch(deps, mailbox, session, position, session.fetch_bodies(batch), stats)
         if large:
-            _store_batch(deps, mailbox, session, position, session.fetch_headers(large), stats,
-                         too_large_sizes=sizes)
+            _store_batch(
+                deps,
+                mailbox,
+                session,
+                position,
+                session.fetch_headers(large),
+                stats,
+                too_large_sizes=sizes,
+            )
     finally:
         metrics.UNREAD_BACKLOG.dec(len(new))
     return stats
@@ -135,13 +151,20 @@ def _store_batch(
     with deps.pool.connection() as conn, conn.transaction():
         raw_ids = {
             uid: store.save_raw(
-                conn, mailbox.id, mailbox.folder, position.uidvalidity, uid, data,
+                conn,
+                mailbox.id,
+                mailbox.folder,
+                position.uidvalidity,
+                uid,
+                data,
                 too_large_size=too_large_sizes.get(uid) if too_large_sizes else None,
             )
             for uid, data in bodies.items()
         }
         store.save_position(
-            conn, mailbox.id, mailbox.folder,
+            conn,
+            mailbox.id,
+            mailbox.folder,
             sync.FolderPosition(position.uidvalidity, max(bodies)),
         )
         store.renew_lease(conn, mailbox.id, deps.owner)
@@ -154,7 +177,10 @@ def _store_batch(
 
 
 def _finish_stored(
-    deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession, mails: list[store.StoredMail]
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    mails: list[store.StoredMail],
 ) -> None:
     """Enqueue processing (confirmed by the broker), then apply the post-action."""
     if not mails:
@@ -178,8 +204,13 @@ def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaE
             request_refresh(conn, mailbox.id)
     if isinstance(exc, Throttled):
         metrics.THROTTLE_WAIT.inc(retry_in)
-    log.warning("fetch_failed", mailbox_id=mailbox.id, error_type=type(exc).__name__,
-                error=str(exc)[:300], retry_in=round(retry_in, 1))
+    log.warning(
+        "fetch_failed",
+        mailbox_id=mailbox.id,
+        error_type=type(exc).__name__,
+        error=str(exc)[:300],
+        retry_in=round(retry_in, 1),
+    )
     with deps.pool.connection() as conn:
         store.release_failed(conn, mailbox.id, deps.owner, f"{type(exc).__name__}: {exc}", retry_in)
     return result

@@ -10,7 +10,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from services.fetcher.errors import ConnectionDropped, FolderMissing, NotConnect
 # Exchange's throttling reply is the one place we must read the server's text: it gives
 # no other signal (MS365.md §3.4, imapsync#198/#212).
 _THROTTLED = re.compile(r"Request is throttled\. Suggested Backoff Time: (\d+) milliseconds", re.I)
-_TOKEN_EXPIRED = "AccessTokenExpired"
+_TOKEN_EXPIRED = "AccessTokenExpired"  # noqa: S105 - a server message
 _NOT_CONNECTED = "User is authenticated but not connected"
 
 SEEN = b"\\Seen"
@@ -156,7 +156,5 @@ def _close_quietly(client: IMAPClient) -> None:
     try:
         client.logout()
     except (IMAPClientError, OSError):
-        try:
+        with suppress(IMAPClientError, OSError):
             client.shutdown()
-        except (IMAPClientError, OSError):
-            pass

@@ -12,7 +12,7 @@ from common.tokens import TokenCipher
 
 
 def run(settings: Settings) -> int:
-    settings.require_secrets()
+    settings.require_secrets(admin=False)
     broker = setup_broker(settings.broker_url)
     from services.fetcher import actors  # after setup_broker: actors bind at import
     from services.fetcher.fetch import FetchDeps

@@ -31,7 +31,15 @@ FETCH_AGE = Histogram(
 SCHEDULER_ENQUEUED = Counter("bandeja_scheduler_enqueued", "fetch_mailbox messages enqueued")
 
 RESULTS = ("ok", "error", "throttled", "token_rejected", "skipped")
-IMAP_ERROR_KINDS = ("auth", "throttled", "bye", "timeout", "connection", "protocol", "mailbox_unavailable")
+IMAP_ERROR_KINDS = (
+    "auth",
+    "throttled",
+    "bye",
+    "timeout",
+    "connection",
+    "protocol",
+    "mailbox_unavailable",
+)
 for _result in RESULTS:
     FETCH_RUNS.labels(_result)
 for _kind in IMAP_ERROR_KINDS:

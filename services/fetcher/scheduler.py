@@ -90,5 +90,3 @@ class Scheduler:
             if enqueued < BATCH:
                 listener.wait(tick)
         listener.close()
-
-

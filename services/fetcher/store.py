@@ -95,7 +95,8 @@ def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> Fold
 
 def save_position(conn: Connection[Any], mailbox_id: int, folder: str, pos: FolderPosition) -> None:
     conn.execute(
-        "INSERT INTO folder_state (mailbox_id, folder, uidvalidity, last_uid) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO folder_state (mailbox_id, folder, uidvalidity, last_uid)"
+        " VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (mailbox_id, folder) DO UPDATE SET uidvalidity = EXCLUDED.uidvalidity,"
         " last_uid = GREATEST(CASE WHEN folder_state.uidvalidity = EXCLUDED.uidvalidity"
         "   THEN folder_state.last_uid ELSE 0 END, EXCLUDED.last_uid), updated_at = now()",
@@ -149,7 +150,12 @@ def save_raw(
         " ON CONFLICT (mailbox_id, folder, uidvalidity, uid) DO UPDATE SET uid = EXCLUDED.uid"
         " RETURNING id",
         (
-            mailbox_id, folder, uidvalidity, uid, message_id, digest,
+            mailbox_id,
+            folder,
+            uidvalidity,
+            uid,
+            message_id,
+            digest,
             too_large_size if too_large else len(data),
             None if too_large else data,
             data if too_large else None,
@@ -161,9 +167,7 @@ def save_raw(
 
 
 def mark_enqueued(conn: Connection[Any], raw_ids: list[int]) -> None:
-    conn.execute(
-        "UPDATE raw_messages SET enqueued_at = now() WHERE id = ANY(%s)", (raw_ids,)
-    )
+    conn.execute("UPDATE raw_messages SET enqueued_at = now() WHERE id = ANY(%s)", (raw_ids,))
 
 
 def mark_post_action_done(conn: Connection[Any], raw_ids: list[int]) -> None:

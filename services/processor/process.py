@@ -47,8 +47,14 @@ def process_message(deps: ProcessDeps, raw_id: int) -> str:
         return "duplicate"
     metrics.DOCUMENTS.labels(state).inc()
     metrics.PROCESS_DURATION.observe(time.monotonic() - started)
-    log.info("document_written", raw_id=raw_id, document_id=str(document_id), state=state,
-             attachments=len(mail.attachments), reason=reason)
+    log.info(
+        "document_written",
+        raw_id=raw_id,
+        document_id=str(document_id),
+        state=state,
+        attachments=len(mail.attachments),
+        reason=reason,
+    )
     return state
 
 
@@ -59,7 +65,7 @@ def _parse(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:
     try:
         return parse_message(raw.raw), "processed", None
     except UnparseableMail as exc:
-        return _headers_only(raw.raw[:256 * 1024]), "failed", exc.reason
+        return _headers_only(raw.raw[: 256 * 1024]), "failed", exc.reason
 
 
 def _headers_only(head: bytes) -> ParsedMail:
@@ -67,6 +73,15 @@ def _headers_only(head: bytes) -> ParsedMail:
         return parse_headers_only(head)
     except UnparseableMail:
         return ParsedMail(
-            message_id=None, subject="", from_=None, from_address=None, to=[], date=None,
-            text_body="", html_body=None, attachments=[], invoices=[], defects=["unreadable headers"],
+            message_id=None,
+            subject="",
+            from_=None,
+            from_address=None,
+            to=[],
+            date=None,
+            text_body="",
+            html_body=None,
+            attachments=[],
+            invoices=[],
+            defects=["unreadable headers"],
         )

@@ -70,10 +70,22 @@ def write_document(
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (raw_message_id) DO NOTHING RETURNING id",
         (
-            document_id, raw.id, raw.mailbox_id, raw.mailbox, raw.tenant_id, state, reason,
-            mail.message_id, mail.subject, mail.from_, mail.from_address,
-            mail.date or raw.fetched_at, _clean_text(mail.text_body), _clean_text(mail.html_body),
-            Jsonb([_invoice_json(i) for i in mail.invoices]), Jsonb(list(mail.defects)[:100]),
+            document_id,
+            raw.id,
+            raw.mailbox_id,
+            raw.mailbox,
+            raw.tenant_id,
+            state,
+            reason,
+            mail.message_id,
+            mail.subject,
+            mail.from_,
+            mail.from_address,
+            mail.date or raw.fetched_at,
+            _clean_text(mail.text_body),
+            _clean_text(mail.html_body),
+            Jsonb([_invoice_json(i) for i in mail.invoices]),
+            Jsonb(list(mail.defects)[:100]),
         ),
     ).fetchone()
     if inserted is None:
@@ -91,8 +103,16 @@ def _write_files(conn: Connection[Any], document_id: uuid.UUID, files: list[Atta
         for position, f in enumerate(files):
             copy.write_row(
                 (
-                    document_id, position, _clean_text(f.filename), _clean_text(f.original_filename),
-                    f.content_type, f.disposition, f.source, f.size, f.sha256, f.content,
+                    document_id,
+                    position,
+                    _clean_text(f.filename),
+                    _clean_text(f.original_filename),
+                    f.content_type,
+                    f.disposition,
+                    f.source,
+                    f.size,
+                    f.sha256,
+                    f.content,
                 )
             )
 

@@ -50,7 +50,9 @@ def test_seeded_mails_become_documents_and_events(
             "SELECT d.subject, f.filename, f.sha256, f.content, f.size FROM documents d"
             " JOIN document_files f ON f.document_id = d.id WHERE d.state = 'processed'"
         ).fetchall()
-    stored = {(subject, name): (sha, bytes(content), size) for subject, name, sha, content, size in rows}
+    stored = {
+        (subject, name): (sha, bytes(content), size) for subject, name, sha, content, size in rows
+    }
     assert len(stored) == 2 * N_MAILS
     for subject, hashes in expected.items():
         for name, sha in hashes.items():
@@ -69,6 +71,7 @@ def test_admin_api_refuses_requests_without_the_admin_token(services: Services) 
     import requests
 
     assert requests.get(f"{services.auth_url}/api/mailboxes", timeout=5).status_code == 401
-    wrong = requests.get(f"{services.auth_url}/api/mailboxes", timeout=5,
-                         headers={"Authorization": "Bearer nope"})
+    wrong = requests.get(
+        f"{services.auth_url}/api/mailboxes", timeout=5, headers={"Authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 401

@@ -28,7 +28,9 @@ class EventConsumer:
             "bandeja.events.unrouted", exchange_type="fanout", durable=True
         )
         self._channel.exchange_declare(
-            "bandeja.events", exchange_type="topic", durable=True,
+            "bandeja.events",
+            exchange_type="topic",
+            durable=True,
             arguments={"alternate-exchange": "bandeja.events.unrouted"},
         )
         self._channel.queue_declare(queue, durable=True)

@@ -14,8 +14,9 @@ def connect_mailbox(
     """GET /connect → the emulator's sign-in page → accept → GET /oauth/callback."""
     browser = requests.Session()
     browser.trust_env = False
-    start = browser.get(f"{auth_url}/connect", params={"login_hint": address},
-                        allow_redirects=False, timeout=15)
+    start = browser.get(
+        f"{auth_url}/connect", params={"login_hint": address}, allow_redirects=False, timeout=15
+    )
     assert start.status_code == 302, start.text
     callback_url = sign_in(standin.identity.session(), start.headers["location"], address, action)
     assert callback_url.startswith(auth_url), callback_url

@@ -20,8 +20,15 @@ PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_BASE = "amqp://guest:guest@127.0.0.1:5672"
 
 TABLES = (
-    "outbox", "document_files", "documents", "raw_messages", "folder_state",
-    "oauth_flows", "mailbox_tokens", "mailboxes", "tenants",
+    "outbox",
+    "document_files",
+    "documents",
+    "raw_messages",
+    "folder_state",
+    "oauth_flows",
+    "mailbox_tokens",
+    "mailboxes",
+    "tenants",
 )
 
 
@@ -47,7 +54,7 @@ class TestDatabase:
 
 def rabbitmqctl(*args: str) -> None:
     ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)  # noqa: S603
+    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
 
 
 class TestVhost:

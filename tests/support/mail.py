@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 
 def fake_pdf(size: int = 2000, seed: bytes = b"") -> bytes:
@@ -21,7 +21,8 @@ def dte_xml(folio: int, total: int = 119000) -> bytes:
   <Encabezado>
    <IdDoc><TipoDTE>33</TipoDTE><Folio>{folio}</Folio><FchEmis>2026-11-20</FchEmis></IdDoc>
    <Emisor><RUTEmisor>76086428-5</RUTEmisor><RznSoc>Proveedora Andina SpA</RznSoc></Emisor>
-   <Receptor><RUTRecep>96790240-3</RUTRecep><RznSocRecep>Cliente Ejemplo S.A.</RznSocRecep></Receptor>
+   <Receptor><RUTRecep>96790240-3</RUTRecep>
+    <RznSocRecep>Cliente Ejemplo S.A.</RznSocRecep></Receptor>
    <Totales><MntNeto>100000</MntNeto><IVA>19000</IVA><MntTotal>{total}</MntTotal></Totales>
   </Encabezado>
  </Documento>
@@ -40,8 +41,12 @@ def invoice_mail(n: int, *, to: str, pdf_size: int = 2000) -> tuple[bytes, dict[
     msg.set_content(f"Adjuntamos la factura {1000 + n}.\n")
     pdf = fake_pdf(pdf_size, seed=f"{n}".encode())
     xml = dte_xml(1000 + n)
-    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"factura-{1000 + n}.pdf")
-    msg.add_attachment(xml, maintype="application", subtype="xml", filename=f"DTE_33_{1000 + n}.xml")
+    msg.add_attachment(
+        pdf, maintype="application", subtype="pdf", filename=f"factura-{1000 + n}.pdf"
+    )
+    msg.add_attachment(
+        xml, maintype="application", subtype="xml", filename=f"DTE_33_{1000 + n}.xml"
+    )
     hashes = {
         f"factura-{1000 + n}.pdf": hashlib.sha256(pdf).hexdigest(),
         f"DTE_33_{1000 + n}.xml": hashlib.sha256(xml).hexdigest(),

@@ -16,8 +16,8 @@ from cryptography.fernet import Fernet
 from standin.testing import StandIn
 
 CLIENT_ID = "bandeja-test-client"
-CLIENT_SECRET = "test-client-secret-9f2c7e"  # noqa: S105 - the emulator's test credential
-ADMIN_TOKEN = "test-admin-token-4b1d0a"  # noqa: S105
+CLIENT_SECRET = "test-client-secret-9f2c7e"
+ADMIN_TOKEN = "test-admin-token-4b1d0a"
 
 
 def free_port() -> int:
@@ -27,8 +27,13 @@ def free_port() -> int:
 
 
 def service_env(
-    *, database_url: str, broker_url: str, standin: StandIn, http_port: int,
-    token_keys: str, poll_interval: float = 2.0,
+    *,
+    database_url: str,
+    broker_url: str,
+    standin: StandIn,
+    http_port: int,
+    token_keys: str,
+    poll_interval: float = 2.0,
 ) -> dict[str, str]:
     """Everything a Bandeja process needs, only through BANDEJA_* variables (DESIGN.md)."""
     return {
@@ -62,9 +67,11 @@ class ServiceProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANDEJA_")}
         full_env.update(env, BANDEJA_METRICS_PORT=str(metrics_port))
         self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "services", command],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property
@@ -75,7 +82,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command} exited {self.process.returncode}:\n{self.logs()[-3000:]}")
+                raise RuntimeError(
+                    f"{self.command} exited {self.process.returncode}:\n{self.logs()[-3000:]}"
+                )
             try:
                 if requests.get(f"{self.ops_url}/readyz", timeout=2).status_code == 200:
                     return
@@ -123,5 +132,6 @@ class Services:
         return {name: proc.stop() for name, proc in self.running.items()}
 
     def admin_get(self, path: str) -> requests.Response:
-        return requests.get(f"{self.auth_url}{path}", timeout=10,
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        return requests.get(
+            f"{self.auth_url}{path}", timeout=10, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )

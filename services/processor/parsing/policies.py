@@ -8,7 +8,6 @@ from typing import Any
 
 from .model import ParseLimits
 
-
 # JavaMail and others send boundary=----=_Part_1_2.3 unquoted; RFC 2045 5.1 requires
 # quotes for "=", and the modern parser then reads the boundary as "----" and loses every
 # part. compat32 reads it as intended; quoting it restores that reading.

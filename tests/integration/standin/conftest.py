@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from standin_helpers import REDIRECT_URI, World, next_id
+from tests.integration.standin.standin_helpers import REDIRECT_URI, World, next_id
 
 from standin.testing import StandIn
 

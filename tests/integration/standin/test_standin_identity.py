@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from standin_helpers import IMAP_SCOPE, REDIRECT_URI, World
+from tests.integration.standin.standin_helpers import IMAP_SCOPE, REDIRECT_URI, World
 
 from standin.testing import SignInError, redirect_params, sign_in
 

@@ -81,7 +81,9 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize(("error", "code", "expected"), EXPECTED, ids=[str(c) for _, c, _ in EXPECTED])
+@pytest.mark.parametrize(
+    ("error", "code", "expected"), EXPECTED, ids=[str(c) for _, c, _ in EXPECTED]
+)
 def test_each_aadsts_code_is_classified(error: str, code: int, expected: str) -> None:
     """Each known AADSTS code leads to the action MS365.md prescribes for it."""
     result = classify_error({"error": error, "error_codes": [code]})
@@ -113,7 +115,9 @@ def test_unknown_codes_fall_back_to_the_oauth_error(error: str, expected: str) -
 
 def test_app_only_unknown_app_means_the_tenant_has_not_consented() -> None:
     """For client credentials, AADSTS700016 asks an administrator to consent."""
-    result = classify_error({"error": "unauthorized_client", "error_codes": [700016]}, app_only=True)
+    result = classify_error(
+        {"error": "unauthorized_client", "error_codes": [700016]}, app_only=True
+    )
     assert result.reason_class == "admin"
 
 

@@ -20,6 +20,13 @@ def test_secret_keys_bearer_strings_and_jwts_are_masked() -> None:
         },
     )
     text = repr(event)
-    for leaked in ("abcdefghijklmnop", jwt, "0.AAAA-real-refresh", "xyz", "s3cr3t-client-value", "opaque123456"):
+    for leaked in (
+        "abcdefghijklmnop",
+        jwt,
+        "0.AAAA-real-refresh",
+        "xyz",
+        "s3cr3t-client-value",
+        "opaque123456",
+    ):
         assert leaked not in text
     assert event["refresh_token"] == REDACTED

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from common.errors import MailboxUnavailable, Throttled
@@ -13,7 +11,9 @@ from services.fetcher.imap import translate
 
 def test_exchange_throttling_reply_gives_the_suggested_backoff() -> None:
     """``Request is throttled. Suggested Backoff Time: N milliseconds`` → wait N ms."""
-    err = translate(IMAPClientError("Request is throttled. Suggested Backoff Time: 2500 milliseconds"))
+    err = translate(
+        IMAPClientError("Request is throttled. Suggested Backoff Time: 2500 milliseconds")
+    )
     assert isinstance(err, Throttled)
     assert err.backoff_seconds == 2.5
 
@@ -36,4 +36,4 @@ def test_rejected_login_and_not_connected() -> None:
 def test_dropped_connections_are_transient() -> None:
     """BYE and socket failures mean "reconnect later"."""
     assert isinstance(translate(IMAPClientAbortError("Connection closed. 14")), ConnectionDropped)
-    assert isinstance(translate(socket.timeout("timed out")), ConnectionDropped)
+    assert isinstance(translate(TimeoutError("timed out")), ConnectionDropped)

@@ -17,7 +17,10 @@ def test_batches_respect_count_and_bytes() -> None:
     """Batches hold at most N mails and about M bytes; a huge mail travels alone."""
     sizes = {1: 10, 2: 10, 3: 10, 4: 1000, 5: 10}
     assert list(batches([1, 2, 3, 4, 5], sizes, max_count=2, max_bytes=100)) == [
-        [1, 2], [3], [4], [5],
+        [1, 2],
+        [3],
+        [4],
+        [5],
     ]
 
 

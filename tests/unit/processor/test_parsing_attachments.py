@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from email.message import EmailMessage
 
-from parsing_samples import signed_data, simple, tnef_stream, with_attachment
+from tests.unit.processor.parsing_samples import signed_data, simple, tnef_stream, with_attachment
 
 from services.processor.parsing import parse_message
 

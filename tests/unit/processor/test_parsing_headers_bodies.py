@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from parsing_samples import simple
+from tests.unit.processor.parsing_samples import simple
 
 from common.errors import UnparseableMail
 from services.processor.parsing import parse_headers_only, parse_message

@@ -11,7 +11,7 @@ import random
 import zipfile
 
 import pytest
-from parsing_samples import simple, with_attachment
+from tests.unit.processor.parsing_samples import simple, with_attachment
 
 from common.errors import UnparseableMail
 from services.processor.parsing import ParsedMail, ParseLimits, parse_message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from parsing_samples import INVOICES, simple, with_attachment
+from tests.unit.processor.parsing_samples import INVOICES, simple, with_attachment
 
 from services.processor.parsing import parse_message
 from services.processor.parsing.invoices import recognise
