@@ -14,6 +14,7 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from common.health import Check, health_routes
 from common.settings import Settings
 from common.tokens import TokenCipher
-from services.auth import callback, metrics, store
+from services.auth import admin_api, callback, metrics, status_page, store
 from services.auth.identity import IdentityClient, IdentityFailure
 from services.auth.pages import pick_lang
 
@@ -60,6 +61,19 @@ def create_app(
             rows = store.list_mailboxes(conn)
         return JSONResponse([_mailbox_json(r) for r in rows])
 
+    async def api_register(request: Request) -> Response:
+        if denied := require_admin(ctx.settings, request):
+            return denied
+        body = await admin_api._json(request)
+        return await run_in_threadpool(admin_api.register_app_only, ctx, body)
+
+    async def api_update(request: Request) -> Response:
+        if denied := require_admin(ctx.settings, request):
+            return denied
+        body = await admin_api._json(request)
+        mailbox_id = int(request.path_params["mailbox_id"])
+        return await run_in_threadpool(admin_api.update_settings, ctx, mailbox_id, body)
+
     def api_disconnect(request: Request) -> Response:
         if denied := require_admin(ctx.settings, request):
             return denied
@@ -67,13 +81,23 @@ def create_app(
             changed = store.disconnect(conn, int(request.path_params["mailbox_id"]))
         return JSONResponse({"disconnected": changed}, status_code=200 if changed else 404)
 
+    def status(request: Request) -> Response:
+        return status_page.render_status(ctx, request)
+
+    async def status_login(request: Request) -> Response:  # TEMP-STATUS-LOGIN
+        return await status_page.login(ctx, request)  # TEMP-STATUS-LOGIN
+
     routes = [
         Route("/connect", connect),
         Route("/oauth/callback", oauth_callback),
         Route("/admin-consent", admin_consent),
         Route("/admin-consent/callback", admin_consent_callback),
-        Route("/api/mailboxes", api_mailboxes),
+        Route("/api/mailboxes", api_mailboxes, methods=["GET"]),
+        Route("/api/mailboxes", api_register, methods=["POST"]),
+        Route("/api/mailboxes/{mailbox_id:int}", api_update, methods=["PATCH"]),
         Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
+        Route("/status", status, methods=["GET"]),
+        Route("/status/login", status_login, methods=["POST"]),  # TEMP-STATUS-LOGIN
         *health_routes(liveness, readiness),
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])

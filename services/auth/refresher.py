@@ -224,7 +224,7 @@ class Refresher:
             self.refresh(claim)
         return len(claims)
 
-    def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
+    def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         """Refresh what is due; sleep until NOTIFY, the next poll, or stop."""
         listener = NotificationListener(self._settings.database_url, TOKEN_REFRESH_CHANNEL)
         while not stop.is_set():

@@ -179,3 +179,28 @@ def disconnect(conn: Connection[Any], mailbox_id: int) -> bool:
 def mailbox_counts_by_state(conn: Connection[Any]) -> dict[str, int]:
     rows = conn.execute("SELECT state, count(*) AS n FROM mailboxes GROUP BY state").fetchall()
     return {r["state"]: r["n"] for r in rows}
+
+
+_CONFIGURABLE = ("folder", "post_action", "move_to_folder", "poll_interval")
+
+
+def configure(conn: Connection[Any], mailbox_id: int, changes: dict[str, Any]) -> bool:
+    """Apply per-mailbox settings; pausing and resuming only between active and paused."""
+    row = conn.execute(
+        "SELECT id FROM mailboxes WHERE id = %s FOR UPDATE", (mailbox_id,)
+    ).fetchone()
+    if row is None:
+        return False
+    for column in _CONFIGURABLE:
+        if column in changes:
+            conn.execute(
+                f"UPDATE mailboxes SET {column} = %s, updated_at = now() WHERE id = %s",
+                (changes[column], mailbox_id),
+            )
+    if "state" in changes:
+        conn.execute(
+            "UPDATE mailboxes SET state = %s, next_fetch_at = now(), updated_at = now()"
+            " WHERE id = %s AND state IN ('active', 'paused')",
+            (changes["state"], mailbox_id),
+        )
+    return True

@@ -80,7 +80,7 @@ class Relay:
         PENDING.set(row["n"])
         OLDEST_AGE.set(float(row["age"]))
 
-    def run_forever(self, stop: threading.Event, idle_wait: float = 2.0) -> None:
+    def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         listener = NotificationListener(self._dsn, OUTBOX_CHANNEL)
         while not stop.is_set():
             self.heartbeat.beat()

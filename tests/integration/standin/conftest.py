@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.integration.standin.standin_helpers import REDIRECT_URI, World, next_id
 
 from standin.testing import StandIn
+from tests.integration.standin.standin_helpers import REDIRECT_URI, World, next_id
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import time
 import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+
 from tests.integration.standin.standin_helpers import World
 
 APP_SCOPE = ["https://outlook.office365.com/.default"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
-from tests.integration.standin.standin_helpers import IMAP_SCOPE, REDIRECT_URI, World
 
 from standin.testing import SignInError, redirect_params, sign_in
+from tests.integration.standin.standin_helpers import IMAP_SCOPE, REDIRECT_URI, World
 
 APP_SCOPE = ["https://outlook.office365.com/.default"]
 

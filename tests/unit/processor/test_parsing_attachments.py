@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from email.message import EmailMessage
 
-from tests.unit.processor.parsing_samples import signed_data, simple, tnef_stream, with_attachment
-
 from services.processor.parsing import parse_message
+from tests.unit.processor.parsing_samples import signed_data, simple, tnef_stream, with_attachment
 
 
 def test_attachment_fields() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from tests.unit.processor.parsing_samples import simple
 
 from common.errors import UnparseableMail
 from services.processor.parsing import parse_headers_only, parse_message
+from tests.unit.processor.parsing_samples import simple
 
 
 def test_plain_mail_headers_are_decoded() -> None:

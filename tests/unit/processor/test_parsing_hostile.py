@@ -11,11 +11,11 @@ import random
 import zipfile
 
 import pytest
-from tests.unit.processor.parsing_samples import simple, with_attachment
 
 from common.errors import UnparseableMail
 from services.processor.parsing import ParsedMail, ParseLimits, parse_message
 from services.processor.parsing.smime import NotSignedDataError, signed_content
+from tests.unit.processor.parsing_samples import simple, with_attachment
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.processor.parsing_samples import INVOICES, simple, with_attachment
 
 from services.processor.parsing import parse_message
 from services.processor.parsing.invoices import recognise
+from tests.unit.processor.parsing_samples import INVOICES, simple, with_attachment
 
 
 def _mail_with(name: str, content: bytes, subtype: str = "xml") -> bytes:

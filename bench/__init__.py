@@ -1,0 +1,1 @@
+"""Performance benchmark for Bandeja (``make bench``); never part of the pass/fail tests."""

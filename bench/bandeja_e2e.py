@@ -1,0 +1,45 @@
+"""Bandeja end to end: from releasing the seeded mailboxes to the scheduler (t0) to the last
+``bandeja.document.processed`` event received by a plain consumer.
+
+The mailboxes were connected through the real HTTP flow and then paused
+(``next_fetch_at = 'infinity'``) with the fetcher already running and idle; t0 is the
+moment they are made due and the scheduler is woken with NOTIFY, exactly what a fresh
+connect does. So the time covers scheduling, IMAP, the raw store, the process queue,
+parsing, the CRM write, the outbox relay and RabbitMQ — not process start-up.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.events import EventSink, processed_in
+from bench.profile import Profiler
+from bench.report import Throughput
+from bench.seed import Seeded
+from bench.stack import Stack
+
+
+def run(stack: Stack, sink: EventSink, seeded: Seeded, label: str,
+        profile_dir: Path | None = None) -> tuple[Throughput, dict[str, Path]]:
+    profiler = None
+    if profile_dir is not None:
+        pids = {k: v for k, v in stack.pids().items() if k != "auth"}
+        profiler = Profiler(pids, profile_dir)
+        profiler.start()
+        time.sleep(1.0)  # let py-spy attach
+    started = time.monotonic()
+    stack.release(seeded.addresses)
+    timeout = 120 + seeded.mails * 0.5
+    events = sink.wait_for(processed_in(seeded.addresses), seeded.mails, timeout=timeout)
+    last = max(t for t, _ in events)
+    seconds = last - started
+    profiles = profiler.stop() if profiler else {}
+    stored = stack.processed_documents(seeded.addresses)
+    note = f"documents table: {stored} processed"
+    if stored != seeded.mails:
+        note += f" (EXPECTED {seeded.mails})"
+    if profiler:
+        note += ", under py-spy"
+    # Bytes: what was seeded (the peers count what they fetched, the same mails).
+    return Throughput(label, len(events), seeded.bytes, seconds, note), profiles

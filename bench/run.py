@@ -1,0 +1,127 @@
+"""``make bench``: ``python -m bench.run [--quick] [--only PART]``.
+
+Parts: throughput (60 KB mails, with the bare loop, fetchmail, Bandeja and a py-spy
+profile), throughput-1mb, latency, scale, memory. Everything runs against its own database
+and RabbitMQ vhost and one stand-in, all removed at the end. Results are printed and saved
+as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import latency, memory, scale, throughput
+from bench.events import EventSink
+from bench.report import Report
+from bench.stack import Harness, Stack
+
+
+@dataclass(frozen=True)
+class Sizes:
+    mailboxes: int = 20
+    per_mailbox: int = 100
+    mb_per_mailbox: int = 10
+    repeats: int = 3
+    latency_mails: int = 200
+    scale_mailboxes: int = 1000
+    scale_mails: int = 3
+    token_lifetime: int = 300
+    token_window: float = 240.0
+    memory_mailboxes: int = 20
+    memory_per_mailbox: int = 500
+
+
+QUICK = Sizes(mailboxes=20, per_mailbox=10, mb_per_mailbox=2, repeats=1, latency_mails=40,
+              scale_mailboxes=100, scale_mails=2, token_lifetime=180, token_window=60.0,
+              memory_mailboxes=10, memory_per_mailbox=100)
+
+
+def part_throughput(h: Harness, r: Report, s: Sizes) -> None:
+    throughput.run(h, r, "throughput_60k", mailboxes=s.mailboxes, per_mailbox=s.per_mailbox,
+                   mail_bytes=60_000, repeats=s.repeats,
+                   profile_dir=h.directory / "profile")
+
+
+def part_throughput_1mb(h: Harness, r: Report, s: Sizes) -> None:
+    throughput.run(h, r, "throughput_1mb", mailboxes=s.mailboxes, per_mailbox=s.mb_per_mailbox,
+                   mail_bytes=1_000_000, repeats=s.repeats)
+
+
+def part_latency(h: Harness, r: Report, s: Sizes) -> None:
+    stack = Stack(h, poll_interval=2.0).start()
+    sink = EventSink(stack.vhost.url, "bandeja.document.#")
+    try:
+        addresses = h.addresses("lat", 10)
+        stack.connect(addresses, threads=4)
+        stack.start_fetcher()
+        sink.start()
+        stack.release(addresses)
+        time.sleep(3)  # one empty cycle first, so the first mails do not meet a cold start
+        result = latency.run(stack, sink, addresses, s.latency_mails)
+        result["target_p95_<_poll+1s"] = "PASS" if result["p95_s"] < 3.0 else "FAIL"
+        r.add("latency", "polling_2s", result)
+        r.add("latency", "idle", latency.IDLE_SLOT)
+    finally:
+        sink.close()
+        r.add("latency", "exit_codes", stack.stop())
+
+
+def part_scale(h: Harness, r: Report, s: Sizes) -> None:
+    result = scale.run(h, s.scale_mailboxes, s.scale_mails, s.token_lifetime, s.token_window)
+    fetcher_cpu = result["cycle_cpu_cores"]["fetcher"]
+    result["target_cycle_<60s_fetcher_<1core"] = (
+        "PASS" if result["cycle_s"] < 60 and fetcher_cpu < 1.0 else "FAIL")
+    r.add("scale", "result", result)
+
+
+def part_memory(h: Harness, r: Report, s: Sizes) -> None:
+    result = memory.run(h, s.memory_mailboxes, s.memory_per_mailbox)
+    worst = max(result[n]["growth_after_warmup_pct"] for n in ("fetcher", "processor"))
+    result["target_growth_<10pct"] = "PASS" if worst < 10 else "FAIL"
+    r.add("memory", "result", result)
+
+
+PARTS: dict[str, Callable[[Harness, Report, Sizes], None]] = {
+    "throughput": part_throughput,
+    "throughput-1mb": part_throughput_1mb,
+    "latency": part_latency,
+    "scale": part_scale,
+    "memory": part_memory,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts (a few minutes)")
+    parser.add_argument("--only", choices=sorted(PARTS), action="append",
+                        help="run only this part (repeatable)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    report = Report()
+    harness = Harness().start()
+    failed = []
+    try:
+        for name in args.only or list(PARTS):
+            print(f"== {name} ==", flush=True)
+            started = time.monotonic()
+            try:
+                PARTS[name](harness, report, sizes)
+            except Exception:
+                traceback.print_exc()
+                failed.append(name)
+                report.add(name, "error", traceback.format_exc(limit=5))
+            report.add(name, "part_seconds", round(time.monotonic() - started, 1))
+    finally:
+        harness.stop()
+        path = report.save(sys.argv)
+        print(f"results: {path}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

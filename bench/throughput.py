@@ -1,0 +1,88 @@
+"""One throughput comparison over the same seeded mailboxes: bare loop (1 and 8 threads),
+fetchmail, then Bandeja end to end, with \\Seen removed between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench import bandeja_e2e, bare, fetchmail_peer
+from bench.events import EventSink
+from bench.profile import summarise
+from bench.report import Report, Throughput, median
+from bench.seed import Seeded, mark_unseen, seed, unseen_total
+from bench.stack import Harness, Stack
+
+
+def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_mailbox: int,
+        mail_bytes: int, repeats: int, profile_dir: Path | None = None) -> None:
+    dovecot = harness.standin.dovecot
+    stack = Stack(harness).start()
+    sink = EventSink(stack.vhost.url, "bandeja.document.#")
+    try:
+        addresses = harness.addresses(f"tp{mail_bytes // 1000}k", mailboxes)
+        spare = harness.addresses("prof", mailboxes) if profile_dir else []
+        stack.connect(addresses + spare, threads=4)
+        stack.start_fetcher()
+        sink.start()
+        seeded = seed(dovecot, addresses, per_mailbox, mail_bytes)
+        report.add(section, "seeded", {"mails": seeded.mails, "mailboxes": mailboxes,
+                                       "mean_mail_bytes": round(seeded.mean_size)})
+
+        def fresh() -> None:
+            mark_unseen(dovecot, addresses)
+            unseen = unseen_total(dovecot, addresses)
+            if unseen != seeded.mails:
+                raise RuntimeError(f"reset left {unseen} unseen, expected {seeded.mails}")
+
+        runs: dict[str, list[Throughput]] = {"bare1": [], "bare8": [], "fetchmail": []}
+        for i in range(repeats):
+            for key, threads in (("bare1", 1), ("bare8", 8)):
+                if i > 0 or key != "bare1":
+                    fresh()
+                runs[key].append(_add(report, section, f"{key}#{i}",
+                                      bare.run(harness.standin, harness.tenant["id"],
+                                               addresses, threads)))
+        fresh()
+        runs["fetchmail"].append(_add(report, section, "fetchmail#0", fetchmail_peer.run(
+            dovecot, addresses, harness.directory / f"fetchmail-{section}")))
+        report.add(section, "fetchmail_left_unseen", unseen_total(dovecot, addresses))
+        fresh()
+        result, _ = bandeja_e2e.run(stack, sink, seeded, "Bandeja end to end")
+        _add(report, section, "bandeja", result)
+        _ratios(report, section, result, runs)
+        if profile_dir:
+            _profile(stack, sink, report, section, spare, per_mailbox, mail_bytes, profile_dir)
+    finally:
+        sink.close()
+        report.add(section, "exit_codes", stack.stop())
+
+
+def _add(report: Report, section: str, key: str, result: Throughput) -> Throughput:
+    report.add(section, key, result)
+    return result
+
+
+def _ratios(report: Report, section: str, bandeja: Throughput,
+            runs: dict[str, list[Throughput]]) -> None:
+    summary: dict[str, Any] = {}
+    for key, results in runs.items():
+        summary[f"{key}_median_mails_per_s"] = round(median([r.mails_per_s for r in results]), 1)
+    summary["bandeja_mails_per_s"] = round(bandeja.mails_per_s, 1)
+    vs_bare = bandeja.mails_per_s / summary["bare8_median_mails_per_s"]
+    vs_fetchmail = bandeja.mails_per_s / summary["fetchmail_median_mails_per_s"]
+    summary["bandeja_vs_bare8"] = round(vs_bare, 3)
+    summary["bandeja_vs_fetchmail"] = round(vs_fetchmail, 2)
+    summary["target_vs_bare8_>=0.5"] = "PASS" if vs_bare >= 0.5 else "FAIL"
+    summary["target_vs_fetchmail_>=1.5"] = "PASS" if vs_fetchmail >= 1.5 else "FAIL"
+    report.add(section, "summary", summary)
+
+
+def _profile(stack: Stack, sink: EventSink, report: Report, section: str, spare: list[str],
+             per_mailbox: int, mail_bytes: int, profile_dir: Path) -> None:
+    seeded: Seeded = seed(stack.harness.standin.dovecot, spare, per_mailbox, mail_bytes)
+    result, files = bandeja_e2e.run(stack, sink, seeded, "Bandeja under py-spy",
+                                    profile_dir=profile_dir)
+    report.add(section, "bandeja_profiled", result)
+    for name, path in files.items():
+        report.add(section, f"profile_{name}", summarise(path))

@@ -1,0 +1,220 @@
+"""The operator's HTML status page (behind the admin credential).
+
+Two ways in: ``Authorization: Bearer <admin token>`` (scripts, curl), or the login form,
+which sets a cookie holding an HMAC of the admin token, never the token itself. The
+cookie is the same for every session and changes only when the admin token is rotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from common.settings import Settings
+from services.auth import store
+from services.auth.messages import human_message
+from services.auth.pages import pick_lang
+
+if TYPE_CHECKING:
+    from services.auth.app import AuthContext
+
+COOKIE = "bandeja_status"
+STATES = ("active", "needs_reauth", "paused", "disconnected", "error")
+REFRESH_SECONDS = 5
+_MAX_FORM_BYTES = 4096
+_SESSION_LABEL = b"bandeja-status-session"
+
+_env = Environment(
+    loader=PackageLoader("services.auth", "templates"), autoescape=select_autoescape()
+)
+
+TEXT: dict[str, dict[str, str]] = {
+    "title": {"es": "Estado de los buzones", "en": "Mailbox status"},
+    "login_title": {"es": "Acceso de operador", "en": "Operator sign-in"},
+    "token_label": {"es": "Token de administrador", "en": "Admin token"},
+    "sign_in": {"es": "Entrar", "en": "Sign in"},
+    "bad_token": {"es": "Token incorrecto.", "en": "Wrong token."},
+    "address": {"es": "Buzón", "en": "Mailbox"},
+    "state": {"es": "Estado", "en": "State"},
+    "last_fetch": {"es": "Última lectura correcta", "en": "Last successful fetch"},
+    "last_error": {"es": "Último error", "en": "Last error"},
+    "action": {"es": "Acción", "en": "Action"},
+    "never": {"es": "nunca", "en": "never"},
+    "reconnect": {"es": "Reconectar", "en": "Reconnect"},
+    "admin_consent": {"es": "Consentimiento de administrador", "en": "Admin consent"},
+    "empty": {"es": "No hay buzones conectados.", "en": "No mailboxes are connected."},
+    "generated": {"es": "Actualizado", "en": "Updated"},
+    "active": {"es": "activo", "en": "active"},
+    "needs_reauth": {"es": "requiere reautorización", "en": "needs re-authorization"},
+    "paused": {"es": "en pausa", "en": "paused"},
+    "disconnected": {"es": "desconectado", "en": "disconnected"},
+    "error": {"es": "error", "en": "error"},
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    address: str
+    state: str
+    state_label: str
+    last_fetch_iso: str | None
+    last_fetch_absolute: str | None
+    last_fetch_relative: str
+    last_error: str | None
+    reason_message: str | None
+    reason_code: str | None
+    reconnect_url: str | None
+    reconnect_label: str
+
+
+def render_status(ctx: AuthContext, request: Request) -> Response:
+    lang = pick_lang(request)
+    if not is_authorized(ctx.settings, request):
+        return _login_form(request, lang, failed="authorization" in request.headers)
+    with ctx.pool.connection() as conn:
+        mailboxes = store.list_mailboxes(conn)
+    now = datetime.now(UTC)
+    rows = [_row(ctx.settings, m, lang, now) for m in mailboxes]
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows:  # a state this page does not know yet is still counted
+        counts[row.state] = counts.get(row.state, 0) + 1
+    html = _env.get_template("status.html").render(
+        **_common(request, lang),
+        rows=rows,
+        counts=counts,
+        refresh=REFRESH_SECONDS,
+        generated_at=_absolute(now),
+    )
+    return _no_store(HTMLResponse(html))
+
+
+async def login(ctx: AuthContext, request: Request) -> Response:
+    """POST /status/login: the form's token → the session cookie, or the form again (401)."""
+    lang = pick_lang(request)
+    body = await request.body()
+    presented = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace")).get("token", [""])[0]
+    expected = ctx.settings.admin_token.get_secret_value()
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        return _login_form(request, lang, failed=True)
+    response = RedirectResponse(_keep_lang("/status", request), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        session_value(ctx.settings),
+        path="/status",
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(ctx.settings, request),
+    )
+    return _no_store(response)
+
+
+def session_value(settings: Settings) -> str:
+    key = settings.admin_token.get_secret_value().encode()
+    return hmac.new(key, _SESSION_LABEL, hashlib.sha256).hexdigest()
+
+
+def is_authorized(settings: Settings, request: Request) -> bool:
+    expected = settings.admin_token.get_secret_value()
+    if not expected:
+        return False
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return hmac.compare_digest(presented.encode(), expected.encode())
+    cookie = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(cookie.encode(), session_value(settings).encode())
+
+
+def _login_form(request: Request, lang: str, *, failed: bool) -> Response:
+    html = _env.get_template("status.html").render(
+        **_common(request, lang),
+        login=True,
+        failed=failed,
+        action=_keep_lang("/status/login", request),
+    )
+    # RFC 9110 §11.6.1: a 401 names a scheme; Bearer keeps browsers from prompting.
+    return _no_store(HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"}))
+
+
+def _keep_lang(path: str, request: Request) -> str:
+    asked = request.query_params.get("lang")
+    return f"{path}?{urlencode({'lang': asked})}" if asked in ("es", "en") else path
+
+
+def _common(request: Request, lang: str) -> dict[str, Any]:
+    other = "en" if lang == "es" else "es"
+    return {
+        "lang": lang,
+        "t": {key: value[lang] for key, value in TEXT.items()},
+        "other_lang_query": urlencode({"lang": other}),
+        "other_lang_label": "English" if other == "en" else "Español",
+    }
+
+
+def _row(settings: Settings, mailbox: dict[str, Any], lang: str, now: datetime) -> Row:
+    state = str(mailbox["state"])
+    reason = mailbox["state_reason"] or {}
+    fetched: datetime | None = mailbox["last_fetch_at"]
+    reconnect_url, reconnect_label = _reconnect(settings, mailbox, lang)
+    return Row(
+        address=mailbox["address"],
+        state=state,
+        state_label=TEXT[state][lang] if state in TEXT else state,
+        last_fetch_iso=fetched.isoformat() if fetched else None,
+        last_fetch_absolute=_absolute(fetched) if fetched else None,
+        last_fetch_relative=_relative(fetched, now, lang) if fetched else TEXT["never"][lang],
+        last_error=mailbox["last_error"],
+        reason_message=(
+            human_message(str(reason.get("error")), str(reason.get("class")))[lang]
+            if state == "needs_reauth" and reason
+            else None
+        ),
+        reason_code=f"AADSTS{reason['aadsts']}" if reason.get("aadsts") else reason.get("error"),
+        reconnect_url=reconnect_url,
+        reconnect_label=reconnect_label,
+    )
+
+
+def _reconnect(settings: Settings, mailbox: dict[str, Any], lang: str) -> tuple[str | None, str]:
+    if mailbox["state"] not in ("needs_reauth", "disconnected"):
+        return None, ""
+    if mailbox["auth_kind"] == "app_only":
+        # An app-only mailbox has no user to sign in: its tenant's admin consents again.
+        query = urlencode({"tenant": mailbox["tenant_id"]})
+        return f"{settings.public_url}/admin-consent?{query}", TEXT["admin_consent"][lang]
+    hint = quote(str(mailbox["address"]), safe="@")
+    return f"{settings.public_url}/connect?login_hint={hint}", TEXT["reconnect"][lang]
+
+
+def _absolute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _relative(moment: datetime, now: datetime, lang: str) -> str:
+    seconds = max(0, int((now - moment).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= size or size == 1:
+            amount = f"{seconds // size} {unit}"
+            return f"hace {amount}" if lang == "es" else f"{amount} ago"
+    raise AssertionError("unreachable")
+
+
+def _is_https(settings: Settings, request: Request) -> bool:
+    return settings.public_url.startswith("https://") or request.url.scheme == "https"
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
