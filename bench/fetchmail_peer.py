@@ -1,8 +1,8 @@
 """fetchmail as a user would run it: one rc file, every mailbox polled in turn, once.
 
-PLAIN passwords over the plain IMAP port with TLS off (``sslproto ""``, a per-user option), ``keep`` so the
-mail stays on the server, unseen mail only (no ``--fetchall``), delivered to
-``--bsmtp /dev/null`` (the cheapest sink: no MDA fork per mail).
+PLAIN passwords over the plain IMAP port with TLS off (``sslproto ""``, a per-user
+option); ``keep`` so the mail stays on the server; unseen mail only (no ``--fetchall``);
+delivered to ``--bsmtp /dev/null`` (the cheapest sink: no MDA fork per mail).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from bench.report import Throughput
 from standin.testing import DovecotServer
 
-_COUNT = re.compile(r"^(\d+) messages?(?: \((\d+) seen\))? for .* \((\d+) octets\)", re.M)
+_COUNT = re.compile(r"(\d+) messages?(?: \((\d+) seen\))? for .* \((\d+) octets\)")
+_READ = re.compile(r"reading message \S+ of \d+ \((\d+)(?: header)? octets\)")
 
 
 def rc_file(port: int, passwords: dict[str, str]) -> str:
@@ -45,8 +46,12 @@ def run(dovecot: DovecotServer, addresses: list[str], workdir: Path) -> Throughp
     (workdir / "fetchmail.out").write_text(done.stdout + done.stderr)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"fetchmail exited {done.returncode}: {done.stderr[-2000:]}")
-    found = _COUNT.findall(done.stdout + done.stderr)
-    mails = sum(int(n) - int(seen or 0) for n, seen, _ in found)
-    size = sum(int(octets) for _, _, octets in found)
+    output = done.stdout + done.stderr
+    read = [int(octets) for octets in _READ.findall(output)]
+    found = _COUNT.findall(output)
+    mails = len(read) or sum(int(n) - int(seen or 0) for n, seen, _ in found)
+    size = sum(read) or sum(int(octets) for _, _, octets in found)
+    if not mails:
+        raise RuntimeError(f"could not count fetchmail's mails in:\n{output[-1500:]}")
     return Throughput("fetchmail (sequential, 1 run)", mails, size, seconds,
                       "plain IMAP, LOGIN, keep, --bsmtp /dev/null")

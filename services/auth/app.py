@@ -84,9 +84,6 @@ def create_app(
     def status(request: Request) -> Response:
         return status_page.render_status(ctx, request)
 
-    async def status_login(request: Request) -> Response:  # TEMP-STATUS-LOGIN
-        return await status_page.login(ctx, request)  # TEMP-STATUS-LOGIN
-
     routes = [
         Route("/connect", connect),
         Route("/oauth/callback", oauth_callback),
@@ -97,7 +94,6 @@ def create_app(
         Route("/api/mailboxes/{mailbox_id:int}", api_update, methods=["PATCH"]),
         Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
         Route("/status", status, methods=["GET"]),
-        Route("/status/login", status_login, methods=["POST"]),  # TEMP-STATUS-LOGIN
         *health_routes(liveness, readiness),
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])

@@ -87,7 +87,7 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
     for row in rows:  # a state this page does not know yet is still counted
         counts[row.state] = counts.get(row.state, 0) + 1
     html = _env.get_template("status.html").render(
-        **_common(request, lang),
+        **_common(lang),
         rows=rows,
         counts=counts,
         refresh=REFRESH_SECONDS,
@@ -99,8 +99,12 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
 async def login(ctx: AuthContext, request: Request) -> Response:
     """POST /status/login: the form's token → the session cookie, or the form again (401)."""
     lang = pick_lang(request)
-    body = await request.body()
-    presented = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace")).get("token", [""])[0]
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return Response(status_code=413)
+    presented = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
     expected = ctx.settings.admin_token.get_secret_value()
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         return _login_form(request, lang, failed=True)
@@ -134,7 +138,7 @@ def is_authorized(settings: Settings, request: Request) -> bool:
 
 def _login_form(request: Request, lang: str, *, failed: bool) -> Response:
     html = _env.get_template("status.html").render(
-        **_common(request, lang),
+        **_common(lang),
         login=True,
         failed=failed,
         action=_keep_lang("/status/login", request),
@@ -148,7 +152,7 @@ def _keep_lang(path: str, request: Request) -> str:
     return f"{path}?{urlencode({'lang': asked})}" if asked in ("es", "en") else path
 
 
-def _common(request: Request, lang: str) -> dict[str, Any]:
+def _common(lang: str) -> dict[str, Any]:
     other = "en" if lang == "es" else "es"
     return {
         "lang": lang,
@@ -163,6 +167,11 @@ def _row(settings: Settings, mailbox: dict[str, Any], lang: str, now: datetime) 
     reason = mailbox["state_reason"] or {}
     fetched: datetime | None = mailbox["last_fetch_at"]
     reconnect_url, reconnect_label = _reconnect(settings, mailbox, lang)
+    messages = (
+        human_message(str(reason.get("error")), str(reason.get("class")))
+        if state == "needs_reauth" and reason
+        else {}
+    )
     return Row(
         address=mailbox["address"],
         state=state,
@@ -170,12 +179,9 @@ def _row(settings: Settings, mailbox: dict[str, Any], lang: str, now: datetime) 
         last_fetch_iso=fetched.isoformat() if fetched else None,
         last_fetch_absolute=_absolute(fetched) if fetched else None,
         last_fetch_relative=_relative(fetched, now, lang) if fetched else TEXT["never"][lang],
-        last_error=mailbox["last_error"],
-        reason_message=(
-            human_message(str(reason.get("error")), str(reason.get("class")))[lang]
-            if state == "needs_reauth" and reason
-            else None
-        ),
+        # needs_reauth records the English reason as last_error: shown once, translated.
+        last_error=None if mailbox["last_error"] in messages.values() else mailbox["last_error"],
+        reason_message=messages.get(lang),
         reason_code=f"AADSTS{reason['aadsts']}" if reason.get("aadsts") else reason.get("error"),
         reconnect_url=reconnect_url,
         reconnect_label=reconnect_label,

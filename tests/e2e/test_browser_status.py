@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -39,7 +40,11 @@ def _row_state(driver: webdriver.Chrome, address: str) -> str | None:
 
 
 def test_status_page_shows_a_revoked_mailbox_turn_needs_reauth(
-    standin: StandIn, tenant: dict, services: Services, browser: webdriver.Chrome, tmp_path: Path
+    standin: StandIn,
+    tenant: dict[str, Any],
+    services: Services,
+    browser: webdriver.Chrome,
+    tmp_path: Path,
 ) -> None:
     """A mailbox connected through the real sign-in pages shows as active on /status (after
     the operator's form login), then as needs_reauth with the Spanish reason and a reconnect

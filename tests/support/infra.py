@@ -33,6 +33,8 @@ TABLES = (
 
 
 class TestDatabase:
+    __test__ = False  # a fixture helper, not a test class
+
     def __init__(self) -> None:
         self.name = f"bandeja_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.dsn = f"postgresql://postgres@127.0.0.1:5432/{self.name}"
@@ -58,6 +60,8 @@ def rabbitmqctl(*args: str) -> None:
 
 
 class TestVhost:
+    __test__ = False
+
     def __init__(self) -> None:
         self.name = f"bandeja-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.url = f"{AMQP_BASE}/{quote(self.name, safe='')}"
