@@ -28,15 +28,22 @@ def run(stack: Stack, sink: EventSink, seeded: Seeded, label: str,
         profiler = Profiler(pids, profile_dir)
         profiler.start()
         time.sleep(1.0)  # let py-spy attach
+    db_t0 = stack.scalar("SELECT now()")
     started = time.monotonic()
     stack.release(seeded.addresses)
     timeout = 120 + seeded.mails * 0.5
     events = sink.wait_for(processed_in(seeded.addresses), seeded.mails, timeout=timeout)
     last = max(t for t, _ in events)
+    first = min(t for t, _ in events)
+    fetched = stack.scalar(
+        "SELECT extract(epoch FROM max(r.fetched_at) - %s) FROM raw_messages r"
+        " JOIN mailboxes m ON m.id = r.mailbox_id WHERE m.address = ANY(%s)",
+        db_t0, seeded.addresses)
     seconds = last - started
     profiles = profiler.stop() if profiler else {}
     stored = stack.processed_documents(seeded.addresses)
-    note = f"documents table: {stored} processed"
+    note = (f"documents table: {stored} processed; first event {first - started:.2f} s,"
+            f" last raw mail stored {float(fetched or 0):.2f} s")
     if stored != seeded.mails:
         note += f" (EXPECTED {seeded.mails})"
     if profiler:

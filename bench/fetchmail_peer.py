@@ -50,7 +50,8 @@ def run(dovecot: DovecotServer, addresses: list[str], workdir: Path) -> Throughp
     read = [int(octets) for octets in _READ.findall(output)]
     found = _COUNT.findall(output)
     mails = len(read) or sum(int(n) - int(seen or 0) for n, seen, _ in found)
-    size = sum(read) or sum(int(octets) for _, _, octets in found)
+    # "N messages for … (M octets)" is the whole size; "reading message" gives headers only.
+    size = sum(int(octets) for _, _, octets in found) or sum(read)
     if not mails:
         raise RuntimeError(f"could not count fetchmail's mails in:\n{output[-1500:]}")
     return Throughput("fetchmail (sequential, 1 run)", mails, size, seconds,

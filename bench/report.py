@@ -53,7 +53,7 @@ class Report:
     def save(self, argv: list[str]) -> Path:
         RESULTS_DIR.mkdir(exist_ok=True)
         path = RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S.json")
-        body = {"argv": argv, "machine": machine(), "versions": versions(),
+        body = {"argv": argv, "machine": machine(), "versions": versions(), "source": source(),
                 "seconds": round(time.time() - self.started, 1), **self.sections}
         path.write_text(json.dumps(body, indent=2, default=str))
         return path
@@ -90,6 +90,12 @@ def versions() -> dict[str, str]:
                              "SHOW server_version")
     out["rabbitmq"] = _run("dpkg-query", "-W", "-f=${Version}", "rabbitmq-server")
     return out
+
+
+def source() -> dict[str, Any]:
+    """The commit measured, and the service files that differed from it (others edit them)."""
+    dirty = _run("git", "status", "--short", "--", "services", "common").splitlines()
+    return {"commit": _run("git", "rev-parse", "--short", "HEAD"), "uncommitted": dirty}
 
 
 def _version(name: str) -> str:

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
 
     fetch_batch_size: int = 20
     max_message_bytes: int = 50 * 1024 * 1024
+    # Above this size a mail is fetched in partial FETCHes and stored chunk by chunk.
+    chunk_threshold_bytes: int = 4 * 1024 * 1024
+    imap_connections_per_tenant: int = 8
+    # IDLE sessions one fetcher process holds at most; 0 turns push off (polling only).
+    idle_sessions: int = 200
+    # Re-issue IDLE well within Exchange's undocumented timeout (RFC 2177: < 29 min).
+    idle_renew_seconds: float = 600.0
+    # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
+    mailbox_error_threshold: int = 3
     oauth_state_ttl: float = 600.0
     client_secret_expires_at: datetime | None = None
 

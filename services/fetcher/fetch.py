@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,10 +22,16 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.broker import PROCESS_QUEUE, send
-from common.errors import BandejaError, MailboxUnavailable, Throttled, TokenNotReady
+from common.errors import (
+    BandejaError,
+    MailboxUnavailable,
+    Throttled,
+    TokenNotReady,
+    TransientError,
+)
 from common.settings import Settings
 from common.tokens import TokenCipher, request_refresh
-from services.fetcher import metrics, store, sync
+from services.fetcher import limits, metrics, store, sync
 from services.fetcher.errors import ConnectionDropped, TokenRejected
 from services.fetcher.imap import ImapSession
 
@@ -34,6 +41,7 @@ log = structlog.get_logger(__name__)
 # with BYE AccessTokenExpired mid-fetch (MS365.md §6).
 TOKEN_MARGIN = timedelta(seconds=60)
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -62,7 +70,8 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
         return "skipped"
     log.debug("fetch_started", mailbox_id=mailbox_id)
     try:
-        stats = _run(deps, mailbox)
+        with _tenant_slot(deps, mailbox):
+            stats = _run(deps, mailbox)
     except BandejaError as exc:
         result = _record_failure(deps, mailbox, exc)
     else:
@@ -79,6 +88,32 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
     metrics.FETCH_RUNS.labels(result).inc()
     metrics.FETCH_DURATION.observe(time.monotonic() - started)
     return result
+
+
+class TenantBusy(TransientError):
+    """Every IMAP slot of the tenant is in use, or the tenant is throttled."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+@contextmanager
+def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None]:
+    with deps.pool.connection() as conn:
+        wait = limits.throttled_for(conn, mailbox.tenant_id)
+        if wait > 0:
+            raise TenantBusy("tenant throttled by the IMAP server", wait)
+        slot = limits.acquire_slot(
+            conn, mailbox.tenant_id, deps.owner, deps.settings.imap_connections_per_tenant
+        )
+    if slot is None:
+        raise TenantBusy("all IMAP connections of the tenant are in use", 1.0)
+    try:
+        yield
+    finally:
+        with deps.pool.connection() as conn:
+            limits.release_slot(conn, mailbox.tenant_id, slot, deps.owner)
 
 
 def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
@@ -118,10 +153,13 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
     try:
         sizes = session.sizes(new)
         small, large = sync.split_by_size(new, sizes, deps.settings.max_message_bytes)
+        whole, chunked = sync.split_by_size(small, sizes, deps.settings.chunk_threshold_bytes)
         for batch in sync.batches(
-            small, sizes, max_count=deps.settings.fetch_batch_size, max_bytes=MAX_BATCH_BYTES
+            whole, sizes, max_count=deps.settings.fetch_batch_size, max_bytes=MAX_BATCH_BYTES
         ):
             _store_batch(deps, mailbox, session, position, session.fetch_bodies(batch), stats)
+        for uid in chunked:
+            _store_chunked(deps, mailbox, session, position, uid, sizes[uid], stats)
         if large:
             _store_batch(
                 deps,
@@ -176,6 +214,35 @@ def _store_batch(
     metrics.BYTES_FETCHED.inc(sum(len(b) for b in bodies.values()))
 
 
+def _store_chunked(
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    position: sync.FolderPosition,
+    uid: int,
+    size: int,
+    stats: RunStats,
+) -> None:
+    with deps.pool.connection() as conn, conn.transaction():
+        raw_id = store.save_raw_chunked(
+            conn,
+            mailbox.id,
+            mailbox.folder,
+            position.uidvalidity,
+            uid,
+            session.fetch_chunks(uid, size, CHUNK_BYTES),
+        )
+        store.save_position(
+            conn, mailbox.id, mailbox.folder, sync.FolderPosition(position.uidvalidity, uid)
+        )
+        store.renew_lease(conn, mailbox.id, deps.owner)
+    _finish_stored(deps, mailbox, session, [store.StoredMail(raw_id, uid, False, False)])
+    stats.stored += 1
+    stats.bytes += size
+    metrics.MESSAGES_FETCHED.inc()
+    metrics.BYTES_FETCHED.inc(size)
+
+
 def _finish_stored(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
@@ -199,11 +266,19 @@ def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaE
     result, kind, retry_in = _failure_policy(exc, mailbox.error_count)
     if kind:
         metrics.IMAP_ERRORS.labels(kind).inc()
-    if isinstance(exc, TokenRejected):
-        with deps.pool.connection() as conn:
+    with deps.pool.connection() as conn:
+        if isinstance(exc, TokenRejected):
             request_refresh(conn, mailbox.id)
-    if isinstance(exc, Throttled):
-        metrics.THROTTLE_WAIT.inc(retry_in)
+        if isinstance(exc, Throttled):
+            limits.throttle_tenant(conn, mailbox.tenant_id, exc.backoff_seconds)
+            metrics.THROTTLE_WAIT.inc(exc.backoff_seconds)
+        if (
+            isinstance(exc, MailboxUnavailable)
+            and mailbox.error_count + 1 >= deps.settings.mailbox_error_threshold
+        ):
+            with conn.transaction():
+                store.move_to_error(conn, mailbox.id, f"{type(exc).__name__}: {exc}")
+            log.error("mailbox_error", mailbox_id=mailbox.id, error=str(exc)[:300])
     log.warning(
         "fetch_failed",
         mailbox_id=mailbox.id,
@@ -219,15 +294,20 @@ def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaE
 def _failure_policy(exc: BandejaError, error_count: int) -> tuple[str, str | None, float]:
     """(result label, IMAP error kind, seconds until the next attempt)."""
     backoff = min(300.0, 5.0 * 2 ** min(error_count, 6))
-    if isinstance(exc, TokenNotReady):
-        return "token_rejected", None, 2.0
-    if isinstance(exc, TokenRejected):
-        return "token_rejected", "auth", 2.0
+    if isinstance(exc, TenantBusy):
+        return ("throttled" if exc.wait > 1.0 else "skipped"), None, exc.wait
     if isinstance(exc, Throttled):
         return "throttled", "throttled", max(exc.backoff_seconds, 1.0)
+    if isinstance(exc, TokenNotReady | TokenRejected):
+        # Auth was asked for a forced refresh; look again as soon as it can be done.
+        return "token_rejected", "auth" if isinstance(exc, TokenRejected) else None, 2.0
+    kind = "protocol"
     if isinstance(exc, MailboxUnavailable):
-        return "error", "mailbox_unavailable", backoff
-    if isinstance(exc, ConnectionDropped):
-        kind = "timeout" if "timeout" in str(exc).lower() else "connection"
-        return "error", kind, min(backoff, 30.0)
-    return "error", "protocol", backoff
+        kind = "mailbox_unavailable"
+    elif isinstance(exc, ConnectionDropped):
+        text = str(exc)
+        kind = "timeout" if "timeout" in text.lower() else "connection"
+        if "IMAPClientAbortError" in text:
+            kind = "bye"
+        backoff = min(backoff, 30.0)
+    return "error", kind, backoff

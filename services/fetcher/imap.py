@@ -119,6 +119,20 @@ class ImapSession:
             data = self._client.fetch(uids, ["BODY.PEEK[]"])
         return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if b"BODY[]" in item}
 
+    def fetch_chunks(self, uid: int, size: int, chunk_size: int) -> Iterator[bytes]:
+        """One big mail in partial FETCHes (RFC 3501 §6.4.5 ``BODY.PEEK[]<start.length>``),
+        so neither side holds it whole."""
+        for start in range(0, max(size, 1), chunk_size):
+            item = f"BODY.PEEK[]<{start}.{chunk_size}>"
+            with translated():
+                data = self._client.fetch([uid], [item])
+            part = data.get(uid, {}).get(f"BODY[]<{start}>".encode())
+            if not part:
+                return
+            yield bytes(part)
+            if len(part) < chunk_size:
+                return
+
     def fetch_headers(self, uids: list[int]) -> dict[int, bytes]:
         if not uids:
             return {}

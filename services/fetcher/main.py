@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
+from collections.abc import Callable
 
 from common.broker import FETCH_QUEUE, setup_broker
 from common.db import create_pool
@@ -16,24 +19,25 @@ def run(settings: Settings) -> int:
     broker = setup_broker(settings.broker_url)
     from services.fetcher import actors  # after setup_broker: actors bind at import
     from services.fetcher.fetch import FetchDeps
+    from services.fetcher.idle import IdleSupervisor
     from services.fetcher.scheduler import Scheduler
 
     pool = create_pool(settings.database_url, name="fetcher", max_size=settings.worker_threads + 4)
-    actors.bind(
-        FetchDeps(
-            settings=settings,
-            pool=pool,
-            cipher=TokenCipher(settings.fernet),
-            owner=f"{socket.gethostname()}-{id(pool)}",
-        )
-    )
+    cipher = TokenCipher(settings.fernet)
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    actors.bind(FetchDeps(settings=settings, pool=pool, cipher=cipher, owner=owner))
     scheduler = Scheduler(pool, settings.database_url, settings.poll_interval)
-    run_worker_process(
-        settings,
-        broker,
-        {FETCH_QUEUE},
-        loops=[("scheduler", scheduler.run_forever)],
-        liveness={"scheduler": scheduler.heartbeat.check},
-    )
+    loops: list[tuple[str, Callable[[threading.Event], None]]] = [
+        ("scheduler", scheduler.run_forever)
+    ]
+    liveness = {"scheduler": scheduler.heartbeat.check}
+    if settings.idle_sessions > 0:
+        idle_pool = create_pool(
+            settings.database_url, name="fetcher-idle", max_size=min(settings.idle_sessions, 10)
+        )
+        supervisor = IdleSupervisor(settings, idle_pool, cipher, owner)
+        loops.append(("idle", supervisor.run_forever))
+        liveness["idle"] = supervisor.heartbeat.check
+    run_worker_process(settings, broker, {FETCH_QUEUE}, loops=loops, liveness=liveness)
     pool.close()
     return 0

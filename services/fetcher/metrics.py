@@ -28,6 +28,8 @@ FETCH_AGE = Histogram(
     "Time since each active mailbox's last successful fetch, observed per scheduler cycle",
     buckets=(30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
 )
+IDLE_SESSIONS = Gauge("bandeja_idle_sessions", "IMAP IDLE sessions this process holds")
+IDLE_WAKEUPS = Counter("bandeja_idle_wakeups", "New-mail notices received over IDLE")
 SCHEDULER_ENQUEUED = Counter("bandeja_scheduler_enqueued", "fetch_mailbox messages enqueued")
 
 RESULTS = ("ok", "error", "throttled", "token_rejected", "skipped")

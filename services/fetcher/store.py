@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.parser import BytesHeaderParser
@@ -11,6 +13,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from common import events
 from services.fetcher.sync import FolderPosition
 
 LEASE_TTL = timedelta(seconds=90)
@@ -135,14 +138,9 @@ def save_raw(
     """
     digest = hashlib.sha256(data).hexdigest()
     message_id = _message_id(data)
-    if message_id is not None:
-        existing = conn.execute(
-            "SELECT id FROM raw_messages WHERE mailbox_id = %s AND message_id = %s"
-            " AND sha256 = %s LIMIT 1",
-            (mailbox_id, message_id, digest),
-        ).fetchone()
-        if existing:
-            return int(existing["id"])
+    duplicate = _same_mail(conn, mailbox_id, message_id, digest, other_than=0)
+    if duplicate is not None:
+        return duplicate
     too_large = too_large_size is not None
     row = conn.execute(
         "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, message_id, sha256,"
@@ -164,6 +162,93 @@ def save_raw(
     ).fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def save_raw_chunked(
+    conn: Connection[Any],
+    mailbox_id: int,
+    folder: str,
+    uidvalidity: int,
+    uid: int,
+    chunks: Iterator[bytes],
+) -> int:
+    """Store a big mail chunk by chunk as it arrives; memory stays at one chunk.
+
+    The content hash is computed on the way; the Message-ID guard reads the first chunk.
+    """
+    existing = conn.execute(
+        "SELECT id FROM raw_messages WHERE mailbox_id = %s AND folder = %s"
+        " AND uidvalidity = %s AND uid = %s",
+        (mailbox_id, folder, uidvalidity, uid),
+    ).fetchone()
+    if existing:
+        return int(existing["id"])
+    row = conn.execute(
+        "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, chunked)"
+        " VALUES (%s, %s, %s, %s, '', 0, true) RETURNING id",
+        (mailbox_id, folder, uidvalidity, uid),
+    ).fetchone()
+    assert row is not None
+    raw_id = int(row["id"])
+    digest = hashlib.sha256()
+    size = 0
+    message_id = None
+    for seq, chunk in enumerate(chunks):
+        if seq == 0:
+            message_id = _message_id(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+        conn.execute(
+            "INSERT INTO raw_message_chunks (raw_id, seq, data) VALUES (%s, %s, %s)",
+            (raw_id, seq, chunk),
+        )
+    duplicate = _same_mail(conn, mailbox_id, message_id, digest.hexdigest(), raw_id)
+    if duplicate is not None:
+        conn.execute("DELETE FROM raw_messages WHERE id = %s", (raw_id,))
+        return duplicate
+    conn.execute(
+        "UPDATE raw_messages SET sha256 = %s, size = %s, message_id = %s WHERE id = %s",
+        (digest.hexdigest(), size, message_id, raw_id),
+    )
+    return raw_id
+
+
+def _same_mail(
+    conn: Connection[Any], mailbox_id: int, message_id: str | None, sha256: str, other_than: int
+) -> int | None:
+    if message_id is None:
+        return None
+    row = conn.execute(
+        "SELECT id FROM raw_messages WHERE mailbox_id = %s AND message_id = %s AND sha256 = %s"
+        " AND id <> %s LIMIT 1",
+        (mailbox_id, message_id, sha256, other_than),
+    ).fetchone()
+    return int(row["id"]) if row else None
+
+
+def move_to_error(conn: Connection[Any], mailbox_id: int, error: str) -> bool:
+    """A mailbox that is gone or denies access stops being retried; one event says why."""
+    row = conn.execute(
+        "UPDATE mailboxes SET state = 'error', last_error = %s, updated_at = now()"
+        " WHERE id = %s AND state = 'active' RETURNING id, address, tenant_id",
+        (error[:1000], mailbox_id),
+    ).fetchone()
+    if row is None:
+        return False
+    event = events.cloud_event(
+        events.MAILBOX_ERROR,
+        event_id=uuid.uuid4(),  # once per transition, inside it
+        source="urn:bandeja:fetcher",
+        subject=f"mailbox/{row['id']}",
+        data={
+            "mailbox_id": row["id"],
+            "mailbox": row["address"],
+            "tenant_id": row["tenant_id"],
+            "error": error[:1000],
+        },
+    )
+    events.add_to_outbox(conn, event)
+    return True
 
 
 def mark_enqueued(conn: Connection[Any], raw_ids: list[int]) -> None:

@@ -35,8 +35,10 @@ class RawMail:
 
 def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
     row = conn.execute(
-        "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id, r.raw, r.headers,"
-        " r.too_large, r.size, r.fetched_at"
+        "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
+        " CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
+        "   FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END AS raw,"
+        " r.headers, r.too_large, r.size, r.fetched_at"
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id WHERE r.id = %s",
         (raw_id,),
     ).fetchone()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from imapclient import IMAPClient
@@ -33,7 +34,7 @@ class SeenObserver:
         self.first_seen: dict[tuple[str, int], float] = {}
         self.unseen: dict[str, int] = dict.fromkeys(addresses, -1)
         self.cycles: list[float] = []
-        self.errors = 0
+        self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
         groups = [addresses[i::threads] for i in range(threads)]
         self._threads = [threading.Thread(target=self._run, args=(g,), daemon=True,

@@ -17,7 +17,10 @@ StartAuth = Callable[..., Services]
 
 
 @pytest.fixture
-def start_auth(services_env: dict[str, str], tmp_path: Path) -> Iterator[StartAuth]:
+def start_auth(
+    services_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[StartAuth]:
     """Start the auth process alone, with extra BANDEJA_* settings; stopped after the test."""
     started: list[Services] = []
 

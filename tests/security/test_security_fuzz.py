@@ -64,7 +64,7 @@ def test_auth_api_never_errors_or_leaks_under_fuzzing(
 
     @given(case=operation.as_strategy(mode))
     @settings(
-        max_examples=25,
+        max_examples=15,
         deadline=None,
         derandomize=True,
         database=None,

@@ -1,0 +1,201 @@
+"""IMAP IDLE push: new mail is fetched within a second instead of a poll interval.
+
+Each fetcher process watches up to ``BANDEJA_IDLE_SESSIONS`` mailboxes, claimed through a
+renewable lease on the mailbox row so every mailbox has one watcher across replicas. A
+watcher only *notices* mail: it makes the mailbox due now and wakes the scheduler, and
+the ordinary fetch run (lease, store, enqueue, post-action) does the rest. Polling stays
+as the safety net.
+
+IDLE is re-issued every ``BANDEJA_IDLE_RENEW_SECONDS`` (RFC 2177 asks for less than 29
+minutes; Exchange's own timeout is undocumented, MS365.md §6), and the session is
+re-opened before the access token expires, since Exchange ends it with
+``BYE Session invalidated - AccessTokenExpired``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from common.db import MAILBOX_CHANNEL
+from common.errors import BandejaError, Throttled
+from common.health import Heartbeat
+from common.settings import Settings
+from common.tokens import TokenCipher, request_refresh
+from services.fetcher import metrics, store
+from services.fetcher.errors import TokenRejected
+from services.fetcher.imap import ImapSession, translated
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+TOKEN_MARGIN = timedelta(seconds=90)
+_NEW_MAIL = (b"EXISTS", b"RECENT")
+
+
+def wake_mailbox(conn: Connection[Any], mailbox_id: int) -> None:
+    conn.execute("UPDATE mailboxes SET next_fetch_at = now() WHERE id = %s", (mailbox_id,))
+    conn.execute(f"NOTIFY {MAILBOX_CHANNEL}")
+
+
+class IdleWatcher:
+    """One mailbox's IDLE session, re-opened as long as it is wanted."""
+
+    def __init__(self, supervisor: IdleSupervisor, mailbox: dict[str, Any]) -> None:
+        self._sup = supervisor
+        self.mailbox_id: int = mailbox["id"]
+        self._address: str = mailbox["address"]
+        self._folder: str = mailbox["folder"]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"idle-{self.mailbox_id}", daemon=True
+        )
+
+    def _run(self) -> None:
+        failures = 0
+        while not self.stop.is_set() and not self._sup.stopping.is_set():
+            try:
+                self._session()
+                failures = 0
+            except BandejaError as exc:
+                failures += 1
+                self.stop.wait(self._pause_after(exc, failures))
+
+    def _pause_after(self, exc: BandejaError, failures: int) -> float:
+        if isinstance(exc, TokenRejected):
+            with self._sup.pool.connection() as conn:
+                request_refresh(conn, self.mailbox_id)
+            return 2.0
+        if isinstance(exc, Throttled):
+            return float(max(exc.backoff_seconds, 1.0))
+        log.info("idle_session_failed", mailbox_id=self.mailbox_id, error=str(exc)[:200])
+        return float(min(60.0, 2.0 * 2 ** min(failures, 5)))
+
+    def _session(self) -> None:
+        token, expires_at = self._token()
+        session = ImapSession.open(self._sup.settings, self._address, token)
+        try:
+            client = session.raw_client()
+            with translated():
+                client.select_folder(self._folder, readonly=True)
+            # Mail that arrived while no session was open is fetched now.
+            self._sup.wake(self.mailbox_id)
+            reconnect_at = expires_at - TOKEN_MARGIN
+            while not self.stop.is_set() and datetime.now(UTC) < reconnect_at:
+                renew_at = time.monotonic() + self._sup.settings.idle_renew_seconds
+                self._idle_once(client, renew_at, reconnect_at)
+        finally:
+            session.close()
+
+    def _idle_once(self, client: Any, renew_at: float, reconnect_at: datetime) -> None:
+        with translated():
+            client.idle()
+            try:
+                while (
+                    not self.stop.is_set()
+                    and time.monotonic() < renew_at
+                    and datetime.now(UTC) < reconnect_at
+                ):
+                    responses = client.idle_check(timeout=1.0)
+                    if any(len(r) > 1 and r[1] in _NEW_MAIL for r in responses):
+                        self._sup.wake(self.mailbox_id)
+            finally:
+                client.idle_done()
+
+    def _token(self) -> tuple[str, datetime]:
+        with self._sup.pool.connection() as conn:
+            ciphertext, expires_at = store.access_token(conn, self.mailbox_id)
+            if (
+                ciphertext is None
+                or expires_at is None
+                or expires_at - TOKEN_MARGIN < datetime.now(UTC)
+            ):
+                request_refresh(conn, self.mailbox_id)
+                raise TokenRejected("access token missing or about to expire")
+        return self._sup.cipher.decrypt(ciphertext), expires_at
+
+
+class IdleSupervisor:
+    """Claims mailboxes to watch, renews the claims, and stops watchers no longer wanted."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ConnectionPool[Connection[Any]],
+        cipher: TokenCipher,
+        owner: str,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.cipher = cipher
+        self.owner = owner
+        self.stopping = threading.Event()
+        self.watchers: dict[int, IdleWatcher] = {}
+        self.heartbeat = Heartbeat()
+
+    def wake(self, mailbox_id: int) -> None:
+        with self.pool.connection() as conn:
+            wake_mailbox(conn, mailbox_id)
+        metrics.IDLE_WAKEUPS.inc()
+
+    def _claim(self, room: int) -> list[dict[str, Any]]:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "UPDATE mailboxes SET idle_owner = %s, idle_lease_until = now() + %s"
+                " WHERE id IN (SELECT id FROM mailboxes WHERE state = 'active' AND use_idle"
+                "   AND (idle_lease_until IS NULL OR idle_lease_until < now()"
+                "        OR idle_owner = %s)"
+                "   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, address, folder",
+                (self.owner, LEASE, self.owner, room),
+            ).fetchall()
+
+    def _renew(self) -> set[int]:
+        """Renew our leases; return the mailboxes still wanted (active, ours)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "UPDATE mailboxes SET idle_lease_until = now() + %s"
+                " WHERE idle_owner = %s AND state = 'active' AND use_idle AND id = ANY(%s)"
+                " RETURNING id",
+                (LEASE, self.owner, list(self.watchers)),
+            ).fetchall()
+        return {r["id"] for r in rows}
+
+    def cycle(self) -> None:
+        wanted = self._renew() if self.watchers else set()
+        for mailbox_id in [m for m in self.watchers if m not in wanted]:
+            self.watchers.pop(mailbox_id).stop.set()
+        room = self.settings.idle_sessions - len(self.watchers)
+        if room <= 0:
+            return
+        for mailbox in self._claim(room):
+            if mailbox["id"] in self.watchers:
+                continue
+            watcher = IdleWatcher(self, mailbox)
+            self.watchers[watcher.mailbox_id] = watcher
+            watcher.thread.start()
+        metrics.IDLE_SESSIONS.set(len(self.watchers))
+
+    def run_forever(self, stop: threading.Event, interval: float = 5.0) -> None:
+        while not stop.is_set():
+            self.heartbeat.beat()
+            try:
+                self.cycle()
+            except Exception:
+                log.exception("idle_supervisor_error")
+            stop.wait(interval)
+        self.stopping.set()
+        for watcher in self.watchers.values():
+            watcher.stop.set()
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE mailboxes SET idle_owner = NULL, idle_lease_until = NULL"
+                " WHERE idle_owner = %s",
+                (self.owner,),
+            )
