@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages lint test unit demo bench chaos clean
+.PHONY: setup system-packages lint test unit audit demo bench chaos clean
 
 setup: system-packages $(STAMP)
 
@@ -24,6 +24,9 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+audit: setup
+	$(PY) -m scripts.audit_dependencies
 
 unit: setup
 	$(PY) -m pytest tests/unit -q

@@ -16,7 +16,7 @@ _numbers = itertools.count(500_000)
 
 
 def run(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
-        mail_bytes: int = 60_000, gap: float = 0.15) -> dict[str, float | int | str]:
+        mail_bytes: int = 60_000, gap: float = 0.15) -> dict[str, object]:
     """Append ``mails`` mails round the mailboxes, ``gap`` s apart (±50 %), then wait."""
     dovecot = stack.harness.standin.dovecot
     appended: dict[str, float] = {}
@@ -44,6 +44,5 @@ def run(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
     }
 
 
-IDLE_SLOT = ("not measured: the fetcher has no IMAP IDLE yet (services/fetcher polls only); "
-             "when it does, run latency.run() against a stack with IDLE enabled and report "
-             "it here")
+IDLE_SLOT = ("not measured: this fetcher has no IMAP IDLE (no BANDEJA_IDLE_SESSIONS setting); "
+             "bench.run measures it automatically once common.settings has idle_sessions")

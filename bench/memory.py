@@ -22,8 +22,8 @@ def run(harness: Harness, mailboxes: int, per_mailbox: int,
         addresses = harness.addresses("mem", mailboxes)
         stack.connect(addresses, threads=4)
         stack.start_fetcher()
-        seeded = seed(harness.standin.dovecot, addresses, per_mailbox, mail_bytes)
         sink.start()
+        seeded = seed(harness.standin.dovecot, addresses, per_mailbox, mail_bytes)
         pids = {k: v for k, v in stack.pids().items() if k in ("fetcher", "processor")}
         sampler = RssSampler(pids)
         sampler.start()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from common.settings import Settings
 from standin.testing import StandIn
 from tests.support.flows import connect_mailbox
 from tests.support.infra import TestDatabase, TestVhost
@@ -26,6 +27,10 @@ from tests.support.services import (
     new_token_keys,
     service_env,
 )
+
+
+def fetcher_has_idle() -> bool:
+    return "idle_sessions" in Settings.model_fields
 
 
 class Harness:
@@ -62,9 +67,11 @@ class Harness:
 class Stack:
     """One Bandeja: database, vhost, auth + processor + relay, and the fetcher on demand."""
 
-    def __init__(self, harness: Harness, *, poll_interval: float = 2.0) -> None:
+    def __init__(self, harness: Harness, *, poll_interval: float = 2.0, idle: bool = False,
+                 ) -> None:
         self.harness = harness
         self.poll_interval = poll_interval
+        self.idle = idle
         self.db = TestDatabase()
         self.vhost = TestVhost()
         self.services: Services | None = None
@@ -80,6 +87,10 @@ class Stack:
             database_url=self.db.dsn, broker_url=self.vhost.url, standin=self.harness.standin,
             http_port=self.harness.auth_port, token_keys=new_token_keys(),
             poll_interval=self.poll_interval)
+        # Polling only unless asked: IDLE watchers would wake paused mailboxes while they
+        # are seeded, before the timed window starts.
+        if not self.idle:
+            env["BANDEJA_IDLE_SESSIONS"] = "0"
         log_dir = self.harness.directory / f"logs-{self.db.name}"
         log_dir.mkdir()
         self.services = Services(env, log_dir).start("auth", "processor", "relay")

@@ -7,7 +7,8 @@ need=()
 command -v dovecot >/dev/null || need+=(dovecot-imapd dovecot-core)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v fetchmail >/dev/null || need+=(fetchmail)
-command -v chromium >/dev/null || need+=(chromium chromium-driver)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v kubectl >/dev/null || need+=(kubectl)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"

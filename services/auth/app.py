@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from common.health import Check, health_routes
 from common.settings import Settings
 from common.tokens import TokenCipher
-from services.auth import admin_api, callback, metrics, status_page, store
+from services.auth import admin_api, callback, metrics, pages, status_page, store
 from services.auth.identity import IdentityClient, IdentityFailure
 from services.auth.pages import pick_lang
 
@@ -84,6 +85,9 @@ def create_app(
     def status(request: Request) -> Response:
         return status_page.render_status(ctx, request)
 
+    async def status_login(request: Request) -> Response:
+        return await status_page.login(ctx, request)
+
     routes = [
         Route("/connect", connect),
         Route("/oauth/callback", oauth_callback),
@@ -94,14 +98,25 @@ def create_app(
         Route("/api/mailboxes/{mailbox_id:int}", api_update, methods=["PATCH"]),
         Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
         Route("/status", status, methods=["GET"]),
+        Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
 
 
 def start_connect(ctx: AuthContext, request: Request) -> Response:
-    login_hint = (request.query_params.get("login_hint") or "").strip().lower() or None
+    login_hint = clean_login_hint(request.query_params.get("login_hint"))
     lang = pick_lang(request)
+    if login_hint == "":
+        return pages.render(
+            request,
+            lang=lang,
+            ok=False,
+            outcome="bad_login_hint",
+            status_code=400,
+            title=pages.text("failed_title", lang),
+            message=pages.text("bad_login_hint", lang),
+        )
     try:
         flow = ctx.identity.start_sign_in(login_hint)
     except IdentityFailure as failure:
@@ -117,6 +132,18 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
             ttl=ctx.settings.oauth_state_ttl,
         )
     return RedirectResponse(flow["auth_uri"], status_code=302)
+
+
+_ADDRESS = re.compile(r"^[^\s@\x00-\x1f\x7f]{1,200}@[A-Za-z0-9.-]{1,253}$")
+_TENANT = re.compile(r"^[A-Za-z0-9.-]{1,100}$")
+
+
+def clean_login_hint(value: str | None) -> str | None:
+    """None when absent; "" when present but not an address (refused by the caller)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().lower()
+    return value if _ADDRESS.match(value) else ""
 
 
 def admin_consent_url(settings: Settings, state: str, tenant: str = "organizations") -> str:
@@ -136,7 +163,7 @@ def admin_consent_url(settings: Settings, state: str, tenant: str = "organizatio
 def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
     state = secrets.token_urlsafe(24)
     tenant = request.query_params.get("tenant") or "organizations"
-    if not all(c.isalnum() or c in "-." for c in tenant):
+    if not _TENANT.match(tenant):
         return JSONResponse({"error": "invalid tenant"}, status_code=400)
     with ctx.pool.connection() as conn:
         store.save_flow(

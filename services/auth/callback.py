@@ -12,6 +12,7 @@ import random
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import structlog
 from starlette.requests import Request
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CALLBACK_PARAMS = (
     "code",
     "state",
@@ -136,7 +138,7 @@ def failure_page(
     ):
         extra["admin_consent_url"] = f"{ctx.settings.public_url}/admin-consent"
     retry = f"{ctx.settings.public_url}/connect" + (
-        f"?login_hint={login_hint}" if login_hint else ""
+        f"?{urlencode({'login_hint': login_hint})}" if login_hint else ""
     )
     code = f"AADSTS{failure.aadsts}" if failure.aadsts else failure.error
     return pages.render(
@@ -176,6 +178,9 @@ def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
     if "error" in params or params.get("admin_consent", "").lower() != "true":
         return failure_page(ctx, request, lang, callback_error(params), None, params)
     tenant = params.get("tenant", "")
+    if not _GUID.match(tenant):
+        failure = Classification("admin", "tenant_not_found", "invalid_tenant")
+        return failure_page(ctx, request, lang, failure, None, params)
     # The tenant parameter is unsigned (MS365.md §1.3): prove the consent by obtaining an
     # app-only token for that tenant before recording anything.
     try:

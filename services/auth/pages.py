@@ -14,6 +14,7 @@ _env = Environment(
 )
 
 LANGS = ("es", "en")
+_RELINKABLE = ("login_hint", "tenant")
 
 TEXT = {
     "connected_title": {"es": "Buzón conectado", "en": "Mailbox connected"},
@@ -37,6 +38,10 @@ TEXT = {
     "bad_state": {
         "es": "El enlace de inicio de sesión no es válido, ya se usó o caducó. Vuelva a empezar.",
         "en": "The sign-in link is invalid, was already used or has expired. Please start again.",
+    },
+    "bad_login_hint": {
+        "es": "La dirección indicada no es un correo electrónico válido.",
+        "en": "The address given is not a valid e-mail address.",
     },
     "admin_hint": {
         "es": "Reenvíe este enlace a un administrador de su organización:",
@@ -70,7 +75,9 @@ def render(
     **extra: Any,
 ) -> HTMLResponse:
     other = "en" if lang == "es" else "es"
-    query = {k: v for k, v in request.query_params.items() if k not in ("lang", "code", "state")}
+    # Only harmless parameters survive into the language link: a callback's query can
+    # carry codes, tokens or attacker-chosen text that must never be reflected.
+    query = {k: v for k, v in request.query_params.items() if k in _RELINKABLE}
     html = _env.get_template("page.html").render(
         lang=lang,
         ok=ok,

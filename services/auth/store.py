@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from common import events
 from common.db import MAILBOX_CHANNEL
 
 EVENT_SOURCE = "urn:bandeja:auth"
+_STATE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def save_flow(
 
 def take_flow(conn: Connection[Any], state: str, kind: str) -> dict[str, Any] | None:
     """Consume a flow exactly once; None for an unknown, replayed or expired state."""
+    if not _STATE.match(state):
+        return None  # not a state we could have issued (and PostgreSQL text refuses NUL)
     row: dict[str, Any] | None = conn.execute(
         "UPDATE oauth_flows SET consumed_at = now()"
         " WHERE state = %s AND kind = %s AND consumed_at IS NULL AND expires_at > now()"

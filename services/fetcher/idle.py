@@ -35,7 +35,7 @@ from services.fetcher.imap import ImapSession, translated
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)
-TOKEN_MARGIN = timedelta(seconds=90)
+TOKEN_MARGIN = timedelta(seconds=30)
 _NEW_MAIL = (b"EXISTS", b"RECENT")
 
 

@@ -47,31 +47,40 @@ class SeenObserver:
         return self
 
     def _run(self, addresses: list[str]) -> None:
-        with contextlib.ExitStack() as stack:
-            clients: dict[str, IMAPClient] = {}
+        sessions: dict[str, tuple[contextlib.ExitStack, IMAPClient]] = {}
+        try:
             while not self._stop.is_set():
                 began = time.monotonic()
                 for address in addresses:
                     try:
-                        if address not in clients:
-                            clients[address] = stack.enter_context(self._open(address))
-                        self._poll(address, clients[address])
-                    except Exception:
-                        self.errors += 1
-                        clients.pop(address, None)
+                        if address not in sessions:
+                            sessions[address] = self._open(address)
+                        self._poll(address, sessions[address][1])
+                    except Exception as exc:
+                        self.errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                        if address in sessions:
+                            sessions.pop(address)[0].close()
                 elapsed = time.monotonic() - began
                 self.cycles.append(elapsed)
                 self._stop.wait(max(0.0, self.interval - elapsed))
+        finally:
+            for stack, _ in sessions.values():
+                stack.close()
 
-    @contextlib.contextmanager
-    def _open(self, address: str) -> Iterator[IMAPClient]:
-        with self._session(address) as client:
+    def _open(self, address: str) -> tuple[contextlib.ExitStack, IMAPClient]:
+        stack = contextlib.ExitStack()
+        try:
+            client = stack.enter_context(self._session(address))
             client.select_folder("INBOX", readonly=True)
-            yield client
+        except BaseException:
+            stack.close()
+            raise
+        return stack, client
 
     def _poll(self, address: str, client: IMAPClient) -> None:
         client.noop()  # lets Dovecot report other sessions' flag changes and new mail
-        fetched = client.fetch("1:*", ["FLAGS"])
+        uids = client.search(["ALL"])
+        fetched = client.fetch(uids, ["FLAGS"]) if uids else {}
         answered = time.time()
         unseen = 0
         for uid, data in fetched.items():

@@ -214,6 +214,10 @@ def _run(run: Run) -> int:
     run.wait_events(len(run.seeder.seeded))
     outcome = evaluate(run, quiet, ready, faults_end)
     report(run, injected, outcome)
+    codes = run.supervisor.stop()
+    log(f"SIGTERM exit codes: {codes}")
+    outcome.process_problems += [f"{name} exited {code} on SIGTERM"
+                                 for name, code in codes.items() if code != 0]
     failures = outcome.failures()
     for failure in failures:
         log(f"FAIL {failure}")
@@ -275,6 +279,7 @@ def report(run: Run, injected: list[Injected], out: invariants.Outcome) -> None:
         ("observer poll cycle, median / max (ms)",
          f"{cycles[len(cycles) // 2] * 1000:.0f} / {cycles[-1] * 1000:.0f}"),
         ("ERP consumer reconnects", run.erp.reconnects),
+        ("observer errors (reconnects)", sum(run.observer.errors.values())),
         *((f"{k}", v) for k, v in out.leftovers.items()),
         *((f"{name}: killed+restarted / unexpected exits / ready",
            f"{s['killed_and_restarted']} / {s['unexpected_exits']} / {s['readyz']}")

@@ -44,7 +44,19 @@ class Seeder:
         self._next = 0
         self._lock = threading.Lock()
 
-    def append(self, address: str, count: int) -> None:
+    def append(self, address: str, count: int, attempts: int = 5) -> None:
+        """Append `count` mails, reconnecting on errors (the seeder is not under test)."""
+        done = [0]
+        for attempt in range(attempts):
+            try:
+                self._append(address, count - done[0], done)
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+
+    def _append(self, address: str, count: int, done: list[int]) -> None:
         with self.standin.dovecot.admin_session(address) as client:
             for _ in range(count):
                 with self._lock:
@@ -56,6 +68,7 @@ class Seeder:
                 with self._lock:
                     self.seeded[message_id] = Seeded(message_id, address, uid, hashes,
                                                      time.time())
+                done[0] += 1
 
     def trickle(self, plan: list[tuple[str, int]], duration: float,
                 stop: threading.Event) -> threading.Thread:

@@ -80,7 +80,9 @@ def nested_rfc822_mail(to: str, depth: int = 2_000) -> bytes:
 def long_header_mail(to: str, size: int = 1024 * 1024) -> bytes:
     return (
         _headers("hostile: 1 MB header line", to)
-        + b"X-Long: " + b"a" * size + b"\r\n"
+        + b"X-Long: "
+        + b"a" * size
+        + b"\r\n"
         + b"Content-Type: text/plain\r\n\r\nbody\r\n"
     )
 
@@ -88,7 +90,7 @@ def long_header_mail(to: str, size: int = 1024 * 1024) -> bytes:
 def nul_mail(to: str) -> bytes:
     return (
         _headers("hostile: NUL\0bytes", to).replace(b"Subject: ", b"X-Nul: a\0b\r\nSubject: ")
-        + b"Content-Type: multipart/mixed; boundary=\"nb\"\r\n\r\n"
+        + b'Content-Type: multipart/mixed; boundary="nb"\r\n\r\n'
         + b"--nb\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbefore\0after\r\n"
         + b"--nb\r\nContent-Type: application/pdf\r\n"
         + b'Content-Disposition: attachment; filename="fac\0tura.pdf"\r\n\r\n%PDF\0\0\0\r\n'

@@ -128,8 +128,10 @@ def test_no_token_or_secret_appears_in_plaintext_anywhere(
         browser = requests.Session()
         browser.trust_env = False
         start = browser.get(
-            f"{services.auth_url}/connect", params={"login_hint": address},
-            allow_redirects=False, timeout=15,
+            f"{services.auth_url}/connect",
+            params={"login_hint": address},
+            allow_redirects=False,
+            timeout=15,
         )
         callback_url = sign_in(standin.identity.session(), start.headers["location"], address)
         code = requests.utils.urlparse(callback_url).query
@@ -153,8 +155,12 @@ def test_no_token_or_secret_appears_in_plaintext_anywhere(
             pages.append(
                 browser.get(
                     f"{services.auth_url}/oauth/callback",
-                    params={"state": token, "code": token, "error": "invalid_grant",
-                            "error_description": f"AADSTS50173 {token}"},
+                    params={
+                        "state": token,
+                        "code": token,
+                        "error": "invalid_grant",
+                        "error_description": f"AADSTS50173 {token}",
+                    },
                     timeout=15,
                 ).text
             )

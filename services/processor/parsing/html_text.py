@@ -11,8 +11,30 @@ from html.parser import HTMLParser
 
 _SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 _BLOCK = frozenset(
-    {"p", "div", "table", "tr", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-     "blockquote", "pre", "section", "article", "header", "footer", "hr", "li", "dd", "dt"}
+    {
+        "p",
+        "div",
+        "table",
+        "tr",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "hr",
+        "li",
+        "dd",
+        "dt",
+    }
 )
 _BLANKS = re.compile(r"\n{3,}")
 _RUNS = re.compile(r"[ \t\r\f\v]+")

@@ -84,6 +84,13 @@ def _headerless(data: bytes) -> ParsedMail:
     defects = ["no mail headers: not a MIME message; kept the text as the body"]
     text = decode_text(data, None, defects, "body")
     return ParsedMail(
-        message_id=None, subject="", from_=None, from_address=None, to=[], date=None,
-        text_body=text, html_body=None, defects=defects,
+        message_id=None,
+        subject="",
+        from_=None,
+        from_address=None,
+        to=[],
+        date=None,
+        text_body=text,
+        html_body=None,
+        defects=defects,
     )

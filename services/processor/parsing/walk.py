@@ -184,9 +184,7 @@ def _found(part: Message, ctype: str, content: bytes, name: str | None, source: 
     return Found(name, ctype, content, parts.content_id(part), source)
 
 
-def _unpack_tnef(
-    part: Message, content: bytes, name: str | None, state: Walk, source: str
-) -> None:
+def _unpack_tnef(part: Message, content: bytes, name: str | None, state: Walk, source: str) -> None:
     try:
         files = tnef.unpack(content, state.limits.max_tnef_attributes)
     except tnef.TnefError as exc:
