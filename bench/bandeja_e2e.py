@@ -39,11 +39,15 @@ def run(stack: Stack, sink: EventSink, seeded: Seeded, label: str,
         "SELECT extract(epoch FROM max(r.fetched_at) - %s) FROM raw_messages r"
         " JOIN mailboxes m ON m.id = r.mailbox_id WHERE m.address = ANY(%s)",
         db_t0, seeded.addresses)
+    written = stack.scalar(
+        "SELECT extract(epoch FROM max(created_at) - %s) FROM documents WHERE mailbox = ANY(%s)",
+        db_t0, seeded.addresses)
     seconds = last - started
     profiles = profiler.stop() if profiler else {}
     stored = stack.processed_documents(seeded.addresses)
     note = (f"documents table: {stored} processed; first event {first - started:.2f} s,"
-            f" last raw mail stored {float(fetched or 0):.2f} s")
+            f" last raw mail stored {float(fetched or 0):.2f} s,"
+            f" last document written {float(written or 0):.2f} s")
     if stored != seeded.mails:
         note += f" (EXPECTED {seeded.mails})"
     if profiler:

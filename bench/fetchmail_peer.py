@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.report import Throughput
 from standin.testing import DovecotServer
 
-_COUNT = re.compile(r"(\d+) messages?(?: \((\d+) seen\))? for .* \((\d+) octets\)")
-_READ = re.compile(r"reading message \S+ of \d+ \((\d+)(?: header)? octets\)")
+# Non-verbose output: "reading message u@h:1 of 100 (405 header octets) (60377 body octets)"
+_READ = re.compile(r"reading message \S+ of \d+ \((\d+) header octets\)(?: \((\d+) body octets\))?")
 
 
 def rc_file(port: int, passwords: dict[str, str]) -> str:
@@ -47,12 +47,9 @@ def run(dovecot: DovecotServer, addresses: list[str], workdir: Path) -> Throughp
     if done.returncode not in (0, 1):
         raise RuntimeError(f"fetchmail exited {done.returncode}: {done.stderr[-2000:]}")
     output = done.stdout + done.stderr
-    read = [int(octets) for octets in _READ.findall(output)]
-    found = _COUNT.findall(output)
-    mails = len(read) or sum(int(n) - int(seen or 0) for n, seen, _ in found)
-    # "N messages for … (M octets)" is the whole size; "reading message" gives headers only.
-    size = sum(int(octets) for _, _, octets in found) or sum(read)
-    if not mails:
+    read = [int(head) + int(body or 0) for head, body in _READ.findall(output)]
+    if not read:
         raise RuntimeError(f"could not count fetchmail's mails in:\n{output[-1500:]}")
+    mails, size = len(read), sum(read)
     return Throughput("fetchmail (sequential, 1 run)", mails, size, seconds,
                       "plain IMAP, LOGIN, keep, --bsmtp /dev/null")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bench import latency, memory, scale, throughput
 from bench.events import EventSink
-from bench.report import Report
+from bench.report import RESULTS_DIR, Report
 from bench.stack import Harness, Stack, fetcher_has_idle
 
 
@@ -44,7 +44,7 @@ QUICK = Sizes(mailboxes=20, per_mailbox=10, mb_per_mailbox=2, repeats=1, latency
 def part_throughput(h: Harness, r: Report, s: Sizes) -> None:
     throughput.run(h, r, "throughput_60k", mailboxes=s.mailboxes, per_mailbox=s.per_mailbox,
                    mail_bytes=60_000, repeats=s.repeats,
-                   profile_dir=h.directory / "profile")
+                   profile_dir=RESULTS_DIR / time.strftime("profile-%Y%m%d-%H%M%S"))
 
 
 def part_throughput_1mb(h: Harness, r: Report, s: Sizes) -> None:

@@ -96,7 +96,8 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={mail}/%d/%n
+  # allow_all_users: doveadm (tests) may address any mailbox without a passdb lookup.
+  args = uid={uid} gid={gid} home={mail}/%d/%n allow_all_users=yes
 }}
 
 service imap-login {{
@@ -205,6 +206,11 @@ class DovecotRunner:
     @property
     def log_path(self) -> Path:
         return self._root / "dovecot.log"
+
+    @property
+    def config_path(self) -> Path:
+        """The generated dovecot.conf (for ``doveadm -c`` in tests)."""
+        return self._root / "dovecot.conf"
 
     def start(self) -> DovecotRunner:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,7 @@ class ImapSession:
             except BaseException:
                 _close_quietly(client)
                 raise
+            _forget_pre_login_capabilities(client)
         return cls(client)
 
     def select(self, folder: str) -> FolderStatus:
@@ -164,6 +165,17 @@ class ImapSession:
 
     def close(self) -> None:
         _close_quietly(self._client)
+
+
+def _forget_pre_login_capabilities(client: IMAPClient) -> None:
+    """Make the next capability check ask the server again.
+
+    Exchange advertises MOVE only after login and sends no CAPABILITY with its
+    ``OK AUTHENTICATE completed.`` (MS365.md §3.3); imapclient would otherwise keep the
+    pre-login list and refuse ``move()``. imapclient has no public way to drop its cache.
+    """
+    client._cached_capabilities = None
+    client._imap.untagged_responses.pop("CAPABILITY", None)
 
 
 def _close_quietly(client: IMAPClient) -> None:

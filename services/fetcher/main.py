@@ -17,14 +17,20 @@ from common.tokens import TokenCipher
 def run(settings: Settings) -> int:
     settings.require_secrets(admin=False)
     broker = setup_broker(settings.broker_url)
-    from services.fetcher import actors  # after setup_broker: actors bind at import
+    from services.fetcher import (
+        actors,  # after setup_broker: actors bind at import
+        store,
+    )
     from services.fetcher.fetch import FetchDeps
     from services.fetcher.idle import IdleSupervisor
     from services.fetcher.scheduler import Scheduler
 
     pool = create_pool(settings.database_url, name="fetcher", max_size=settings.worker_threads + 4)
     cipher = TokenCipher(settings.fernet)
-    owner = f"{socket.gethostname()}-{os.getpid()}"
+    host = socket.gethostname()
+    owner = f"{host}-{os.getpid()}"
+    with pool.connection() as conn:
+        store.recover_leases_of_previous_life(conn, host, owner)
     actors.bind(FetchDeps(settings=settings, pool=pool, cipher=cipher, owner=owner))
     scheduler = Scheduler(pool, settings.database_url, settings.poll_interval)
     loops: list[tuple[str, Callable[[threading.Event], None]]] = [

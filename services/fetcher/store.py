@@ -49,6 +49,28 @@ def acquire_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> LeasedM
     return LeasedMailbox(**row) if row else None
 
 
+def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str) -> int:
+    """Release the leases a previous process on this host held when it died.
+
+    A container restarted in the same pod keeps its host name, so whatever
+    ``host-<old pid>`` leased is free now instead of after the lease expires.
+    """
+    pattern = f"{host}-%"
+    released = 0
+    for table, column, extra in (
+        ("mailboxes", "lease_owner", ", lease_until = NULL"),
+        ("mailboxes", "idle_owner", ", idle_lease_until = NULL"),
+        ("imap_slots", "owner", ", lease_until = NULL"),
+    ):
+        cursor = conn.execute(
+            f"UPDATE {table} SET {column} = NULL{extra}"
+            f" WHERE {column} LIKE %s AND {column} <> %s",
+            (pattern, owner),
+        )
+        released += cursor.rowcount
+    return released
+
+
 def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
     row = conn.execute(
         "UPDATE mailboxes SET lease_until = now() + %s WHERE id = %s AND lease_owner = %s"

@@ -49,7 +49,10 @@ def bandeja_imap_processes(standin: StandIn) -> list[psutil.Process]:
     A TLS session's `imap` process talks to its `imap-login` proxy over a UNIX socket; a
     plain session's `imap` process holds the client's TCP socket on the plain port.
     """
-    master = psutil.Process(standin.dovecot._process.pid)
+    dovecot = standin.dovecot._process  # the runner exposes no pid
+    if dovecot is None:
+        return []
+    master = psutil.Process(dovecot.pid)
     found = []
     for child in master.children(recursive=True):
         try:
@@ -64,8 +67,8 @@ def bandeja_imap_processes(standin: StandIn) -> list[psutil.Process]:
 
 
 def drop_imap(t: Targets) -> str:
-    """SIGKILL Bandeja's IMAP server processes, waiting (≤5 s) for one to be busy."""
-    deadline = time.monotonic() + 5
+    """SIGKILL Bandeja's IMAP server processes, waiting (≤15 s) for a session to exist."""
+    deadline = time.monotonic() + 15
     victims: list[psutil.Process] = []
     while time.monotonic() < deadline and not victims:
         victims = bandeja_imap_processes(t.standin)
@@ -76,6 +79,8 @@ def drop_imap(t: Targets) -> str:
             proc.send_signal(signal.SIGKILL)
         except psutil.Error:
             continue
+    if not victims:
+        raise RuntimeError("no Bandeja IMAP session within 15 s")
     return f"killed {len(victims)} imap processes"
 
 

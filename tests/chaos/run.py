@@ -143,10 +143,11 @@ class Run:
         while time.monotonic() < deadline:
             try:
                 with psycopg.connect(self.postgres.dsn, connect_timeout=5) as conn:
-                    pending, orphans = conn.execute(
+                    row = conn.execute(
                         "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL),"
                         " (SELECT count(*) FROM raw_messages r WHERE NOT EXISTS (SELECT 1"
                         "  FROM documents d WHERE d.raw_message_id = r.id))").fetchone()
+                pending, orphans = row if row else (-1, -1)
             except psycopg.Error:
                 pending = orphans = -1
             unseen = self.observer.total_unseen()

@@ -107,6 +107,7 @@ class Supervisor:
         """Per service: alive, /readyz code, restarts we caused, exits we did not."""
         out: dict[str, dict[str, object]] = {}
         for name, slot in self.slots.items():
+            ready: int | str
             try:
                 ready = requests.get(f"{slot.process.ops_url}/readyz", timeout=3).status_code
             except requests.RequestException as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +39,21 @@ def erp_consumer(vhost: TestVhost, request: pytest.FixtureRequest) -> Iterator[E
     consumer = EventConsumer(vhost.url, f"erp-{request.node.name}"[:200])
     yield consumer
     consumer.close()
+
+
+@pytest.fixture
+def start_services(
+    services_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., Services]]:
+    """Start the services with extra ``BANDEJA_*`` settings; every start is stopped after."""
+    started: list[Services] = []
+
+    def start(*commands: str, **overrides: str) -> Services:
+        env = {**services_env, **{f"BANDEJA_{k.upper()}": v for k, v in overrides.items()}}
+        running = Services(env, tmp_path).start(*commands)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
