@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench import latency, memory, scale, throughput
 from bench.events import EventSink
@@ -108,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (a few minutes)")
     parser.add_argument("--only", choices=sorted(PARTS), action="append",
                         help="run only this part (repeatable)")
+    parser.add_argument("--token-window", type=float,
+                        help="seconds to count token-endpoint calls in the scale part")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
+    if args.token_window:
+        sizes = replace(sizes, token_window=args.token_window)
     report = Report()
     harness = Harness().start()
     failed = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench import bare
 from bench.events import EventSink, processed_in
 from bench.sampler import cpu_seconds, rss_mb
 from bench.seed import seed
@@ -33,6 +34,7 @@ def run(harness: Harness, count: int, mails_each: int, lifetime: int, window: fl
         pids = stack.pids()
         out.update(_cycle(stack, sink, addresses, seeded.mails, pids))
         out.update(_token_window(stack, pids, lifetime, window, count))
+        out.update(_empty_cycles(harness, stack, addresses, pids))
     finally:
         control.set_access_token_lifetime(DEFAULT_LIFETIME)
         sink.close()
@@ -40,9 +42,8 @@ def run(harness: Harness, count: int, mails_each: int, lifetime: int, window: fl
     return out
 
 
-def _cycle(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
-           pids: dict[str, int]) -> dict[str, Any]:
-    cpu0 = cpu_seconds(pids)
+def _one_cycle(stack: Stack, addresses: list[str]) -> float:
+    """Release every mailbox at once; seconds until each has finished one fetch run."""
     db_t0 = stack.scalar("SELECT now()")
     started = time.monotonic()
     stack.release(addresses)
@@ -53,7 +54,29 @@ def _cycle(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
         time.sleep(0.25)
         fetched = int(stack.scalar(  # type: ignore[arg-type]
             "SELECT count(*) FROM mailboxes WHERE last_fetch_at >= %s", db_t0))
-    cycle = time.monotonic() - started
+    return time.monotonic() - started
+
+
+def _empty_cycles(harness: Harness, stack: Stack, addresses: list[str],
+                  pids: dict[str, int]) -> dict[str, Any]:
+    """The same cycle with nothing to fetch, for Bandeja and for the bare loop (8 threads):
+    what one poll of every mailbox costs, and the floor for it on this machine."""
+    cpu0 = cpu_seconds(pids)
+    cycle = _one_cycle(stack, addresses)
+    cpu1 = cpu_seconds(pids)
+    bare_floor = bare.run(harness.standin, harness.tenant["id"], addresses, 8)
+    return {
+        "empty_cycle_s": round(cycle, 2),
+        "empty_cycle_fetcher_cpu_s": round(cpu1["fetcher"] - cpu0["fetcher"], 1),
+        "bare8_empty_cycle_s": round(bare_floor.seconds, 2),
+    }
+
+
+def _cycle(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
+           pids: dict[str, int]) -> dict[str, Any]:
+    cpu0 = cpu_seconds(pids)
+    started = time.monotonic()
+    cycle = _one_cycle(stack, addresses)
     cpu1 = cpu_seconds(pids)
     sink.wait_for(processed_in(addresses), mails, timeout=600)
     drained = time.monotonic() - started

@@ -121,9 +121,16 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
     token = _usable_token(deps, mailbox.id)
     session = ImapSession.open(deps.settings, mailbox.address, token)
     try:
-        return _drain(deps, mailbox, session)
-    finally:
+        stats = _drain(deps, mailbox, session)
+    except Throttled:
+        # Not even a LOGOUT: the server asked for silence for the suggested time.
+        session.drop()
+        raise
+    except BaseException:
         session.close()
+        raise
+    session.close()
+    return stats
 
 
 def _usable_token(deps: FetchDeps, mailbox_id: int) -> str:

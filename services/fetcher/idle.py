@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from imapclient.exceptions import IMAPClientAbortError
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -28,9 +29,9 @@ from common.errors import BandejaError, Throttled
 from common.health import Heartbeat
 from common.settings import Settings
 from common.tokens import TokenCipher, request_refresh
-from services.fetcher import metrics, store
+from services.fetcher import limits, metrics, store
 from services.fetcher.errors import TokenRejected
-from services.fetcher.imap import ImapSession, translated
+from services.fetcher.imap import ImapSession, translate, translated
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ class IdleWatcher:
         self._sup = supervisor
         self.mailbox_id: int = mailbox["id"]
         self._address: str = mailbox["address"]
+        self._tenant_id: str = mailbox["tenant_id"]
         self._folder: str = mailbox["folder"]
         self.stop = threading.Event()
         self.thread = threading.Thread(
@@ -73,25 +75,38 @@ class IdleWatcher:
                 request_refresh(conn, self.mailbox_id)
             return 2.0
         if isinstance(exc, Throttled):
+            with self._sup.pool.connection() as conn:
+                limits.throttle_tenant(conn, self._tenant_id, exc.backoff_seconds)
             return float(max(exc.backoff_seconds, 1.0))
         log.info("idle_session_failed", mailbox_id=self.mailbox_id, error=str(exc)[:200])
         return float(min(60.0, 2.0 * 2 ** min(failures, 5)))
 
     def _session(self) -> None:
+        with self._sup.pool.connection() as conn:
+            wait = limits.throttled_for(conn, self._tenant_id)
+        if wait > 0:  # the tenant was told to back off: no new session before then
+            self.stop.wait(wait)
+            return
         token, expires_at = self._token()
         session = ImapSession.open(self._sup.settings, self._address, token)
         try:
-            client = session.raw_client()
-            with translated():
-                client.select_folder(self._folder, readonly=True)
-            # Mail that arrived while no session was open is fetched now.
-            self._sup.wake(self.mailbox_id)
-            reconnect_at = expires_at - TOKEN_MARGIN
-            while not self.stop.is_set() and datetime.now(UTC) < reconnect_at:
-                renew_at = time.monotonic() + self._sup.settings.idle_renew_seconds
-                self._idle_once(client, renew_at, reconnect_at)
+            self._watch(session, expires_at)
+        except Throttled:
+            session.drop()  # no LOGOUT either: silence for the suggested time
+            raise
         finally:
             session.close()
+
+    def _watch(self, session: ImapSession, expires_at: datetime) -> None:
+        client = session.raw_client()
+        with translated():
+            client.select_folder(self._folder, readonly=True)
+        # Mail that arrived while no session was open is fetched now.
+        self._sup.wake(self.mailbox_id)
+        reconnect_at = expires_at - TOKEN_MARGIN
+        while not self.stop.is_set() and datetime.now(UTC) < reconnect_at:
+            renew_at = time.monotonic() + self._sup.settings.idle_renew_seconds
+            self._idle_once(client, renew_at, reconnect_at)
 
     def _idle_once(self, client: Any, renew_at: float, reconnect_at: datetime) -> None:
         with translated():
@@ -103,6 +118,7 @@ class IdleWatcher:
                     and datetime.now(UTC) < reconnect_at
                 ):
                     responses = client.idle_check(timeout=1.0)
+                    _raise_on_bye(responses)
                     if any(len(r) > 1 and r[1] in _NEW_MAIL for r in responses):
                         self._sup.wake(self.mailbox_id)
             finally:
@@ -119,6 +135,16 @@ class IdleWatcher:
                 request_refresh(conn, self.mailbox_id)
                 raise TokenRejected("access token missing or about to expire")
         return self._sup.cipher.decrypt(ciphertext), expires_at
+
+
+def _raise_on_bye(responses: list[Any]) -> None:
+    """A BYE during IDLE arrives as an untagged response, not as an exception: Exchange
+    ends sessions this way when the token expires (``BYE Session invalidated -
+    AccessTokenExpired``) or at random (``BYE Connection closed. 14``)."""
+    for response in responses:
+        if response and response[0] == b"BYE":
+            text = b" ".join(r if isinstance(r, bytes) else str(r).encode() for r in response)
+            raise translate(IMAPClientAbortError(text.decode(errors="replace")))
 
 
 class IdleSupervisor:
@@ -152,7 +178,7 @@ class IdleSupervisor:
                 "   AND (idle_lease_until IS NULL OR idle_lease_until < now()"
                 "        OR idle_owner = %s)"
                 "   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, address, folder",
+                " RETURNING id, address, folder, tenant_id",
                 (self.owner, LEASE, self.owner, room),
             ).fetchall()
 

@@ -166,6 +166,11 @@ class ImapSession:
     def close(self) -> None:
         _close_quietly(self._client)
 
+    def drop(self) -> None:
+        """Close the socket without a LOGOUT."""
+        with suppress(IMAPClientError, OSError):
+            self._client.shutdown()
+
 
 def _forget_pre_login_capabilities(client: IMAPClient) -> None:
     """Make the next capability check ask the server again.
