@@ -23,7 +23,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not chaos' $(PYTEST_ARGS)
 
 audit: setup
 	$(PY) -m scripts.audit_dependencies
@@ -38,7 +38,7 @@ bench: setup
 	$(PY) -m bench.run
 
 chaos: setup
-	$(PY) -m tests.chaos.run
+	$(PY) -m tests.chaos.run $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

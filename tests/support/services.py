@@ -129,6 +129,10 @@ class Services:
         return self
 
     def stop(self) -> dict[str, int]:
+        # Signal every process first so they drain in parallel, then collect them.
+        for proc in self.running.values():
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
         return {name: proc.stop() for name, proc in self.running.items()}
 
     def admin_get(self, path: str) -> requests.Response:
