@@ -1,0 +1,157 @@
+"""Processor and relay as processes: poison messages, a database outage, two relays
+(issue 5)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import dramatiq
+import pika
+import psycopg
+
+from common import events
+from standin.testing import StandIn
+from tests.conftest import new_address
+from tests.support.events import EventConsumer
+from tests.support.flows import connect_mailbox
+from tests.support.infra import PG_ADMIN_DSN, TestDatabase, TestVhost
+from tests.support.mail import invoice_mail
+from tests.support.services import ServiceProcess, Services, free_port
+from tests.support.waiting import metric_value, query, wait_until
+
+
+def _connect(standin: StandIn, services: Services, tenant: dict, name: str) -> str:
+    address = new_address(tenant, name)
+    standin.identity.control.create_user(address, tenant=tenant["id"])
+    assert connect_mailbox(services.auth_url, standin, address).status_code == 200
+    return address
+
+
+def _queue_depth(amqp_url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+def test_poison_message_goes_to_the_dead_letter_queue_and_good_mail_flows(
+    standin: StandIn,
+    tenant: dict,
+    vhost: TestVhost,
+    start_services: Callable[..., Services],
+    erp_consumer: EventConsumer,
+) -> None:
+    """A processing message that can never succeed is dead-lettered (visible in metrics)
+    while the good mails around it all become documents."""
+    services = start_services(idle_sessions="0")
+    address = _connect(standin, services, tenant, "poison")
+    poison = dramatiq.Message(
+        queue_name="process",
+        actor_name="process_message",
+        args=(987654321,),
+        kwargs={},
+        options={},
+    )
+    connection = pika.BlockingConnection(pika.URLParameters(vhost.url))
+    for n in range(10):
+        standin.dovecot.append(address, invoice_mail(n, to=address)[0])
+        if n == 3:
+            connection.channel().basic_publish(
+                "", "process", poison.encode(), pika.BasicProperties(delivery_mode=2)
+            )
+    connection.close()
+    erp_consumer.wait_for("bandeja.document.processed", 10, timeout=60)
+    wait_until(lambda: _queue_depth(vhost.url, "process.XQ") == 1, 20, what="a dead letter")
+    processor = services.running["processor"]
+    dead = metric_value(
+        f"{processor.ops_url}/metrics",
+        "bandeja_actor_messages_total",
+        {"actor": "process_message", "result": "dead"},
+    )
+    assert dead == 1
+    assert processor.process.poll() is None
+
+
+def test_database_outage_mid_run_loses_nothing(
+    standin: StandIn,
+    tenant: dict,
+    clean_database: TestDatabase,
+    start_services: Callable[..., Services],
+    erp_consumer: EventConsumer,
+) -> None:
+    """The database refuses every connection for a while during a drain; once it is back,
+    every mail is one document with one event, and no process has died."""
+    services = start_services(idle_sessions="0", poll_interval="1")
+    address = _connect(standin, services, tenant, "outage")
+    for n in range(30):
+        standin.dovecot.append(address, invoice_mail(n, to=address, pdf_size=50_000)[0])
+    wait_until(
+        lambda: len(query(clean_database.dsn, "SELECT id FROM documents")) >= 5,
+        60,
+        interval=0.05,
+        what="the drain to start",
+    )
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{clean_database.name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (clean_database.name,),
+        )
+        time.sleep(8)
+        admin.execute(f'ALTER DATABASE "{clean_database.name}" ALLOW_CONNECTIONS true')
+    processed = erp_consumer.wait_for("bandeja.document.processed", 30, timeout=180)
+    assert len({e["id"] for e in processed}) == 30
+    docs = query(clean_database.dsn, "SELECT message_id FROM documents")
+    assert len(docs) == 30
+    assert len({d["message_id"] for d in docs}) == 30
+    assert all(p.process.poll() is None for p in services.running.values())
+
+
+def test_two_relays_publish_each_event_once(
+    clean_database: TestDatabase,
+    vhost: TestVhost,
+    services_env: dict[str, str],
+    tmp_path: Path,
+    erp_consumer: EventConsumer,
+) -> None:
+    """Two relay replicas drain one outbox: every event arrives, none twice."""
+    with psycopg.connect(clean_database.dsn) as conn:
+        for n in range(400):
+            event = events.cloud_event(
+                events.MAILBOX_CONNECTED,
+                event_id=uuid.uuid4(),
+                source="urn:test",
+                subject=f"mailbox/{n}",
+                data={"mailbox_id": n, "mailbox": f"m{n}@x.example", "tenant_id": "t"},
+            )
+            events.add_to_outbox(conn, event)
+    relays = [ServiceProcess("relay", services_env, tmp_path, free_port()) for _ in range(2)]
+    try:
+        for relay in relays:
+            relay.wait_ready()
+        received = erp_consumer.wait_for("bandeja.mailbox.connected", 400, timeout=60)
+        time.sleep(2)
+        erp_consumer.drain()
+        ids = [e["id"] for e in erp_consumer.of_type("bandeja.mailbox.connected")]
+        assert len(ids) == len(set(ids)) == 400
+        assert len(received) >= 400
+        pending = query(clean_database.dsn, "SELECT id FROM outbox WHERE published_at IS NULL")
+        assert pending == []
+        backlog = metric_value(f"{relays[0].ops_url}/metrics", "bandeja_outbox_pending")
+        assert backlog == 0
+        per_relay = [
+            metric_value(
+                f"{r.ops_url}/metrics",
+                "bandeja_events_published_total",
+                {"type": "bandeja.mailbox.connected"},
+            )
+            for r in relays
+        ]
+        assert sum(per_relay) == 400
+    finally:
+        for relay in relays:
+            relay.stop()
