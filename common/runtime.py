@@ -12,6 +12,7 @@ from dramatiq import Worker
 from dramatiq.broker import Broker
 
 from common.health import Check, OpsServer, broker_check, database_check
+from common.queue_metrics import QueueDepthMonitor, queues_of
 from common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,12 @@ def run_worker_process(
     node's CPU count (OPS.md §1.6); scale with replicas instead.
     """
     stop = stop_event_on_signals()
+    depths = QueueDepthMonitor(
+        settings.broker_url,
+        tuple(q for base in sorted(queues) for q in queues_of(base)),
+        interval=settings.queue_metrics_interval,
+    )
+    loops = [*loops, ("queue-depth", depths.run_forever)]
     worker = Worker(broker, queues=queues, worker_threads=settings.worker_threads)
     worker.start()
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     poll_interval: float = 60.0
     metrics_port: int = 9191
     worker_threads: int = 8
+    queue_metrics_interval: float = 15.0
     log_format: str = "json"
     log_level: str = "INFO"
 
