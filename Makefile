@@ -32,7 +32,7 @@ unit: setup
 	$(PY) -m pytest tests/unit -q
 
 demo: setup
-	$(PY) -m scripts.demo
+	DEMO_EXCHANGE=$(EXCHANGE) $(PY) -m scripts.demo
 
 bench: setup
 	$(PY) -m bench.run

@@ -26,8 +26,11 @@ def run(stack: Stack, sink: EventSink, seeded: Seeded, label: str,
     if profile_dir is not None:
         pids = {k: v for k, v in stack.pids().items() if k != "auth"}
         profiler = Profiler(pids, profile_dir)
-        profiler.start()
-        time.sleep(1.0)  # let py-spy attach
+        if profiler.start():
+            time.sleep(1.0)  # let py-spy attach
+        else:
+            print("py-spy not installed: profile skipped", flush=True)
+            profiler = None
     db_t0 = stack.scalar("SELECT now()")
     started = time.monotonic()
     stack.release(seeded.addresses)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from typing import Any
 
 from bench.events import EventSink
 from bench.report import median, percentile
@@ -16,7 +17,7 @@ _numbers = itertools.count(500_000)
 
 
 def run(stack: Stack, sink: EventSink, addresses: list[str], mails: int,
-        mail_bytes: int = 60_000, gap: float = 0.15) -> dict[str, object]:
+        mail_bytes: int = 60_000, gap: float = 0.15) -> dict[str, Any]:
     """Append ``mails`` mails round the mailboxes, ``gap`` s apart (±50 %), then wait."""
     dovecot = stack.harness.standin.dovecot
     appended: dict[str, float] = {}

@@ -32,7 +32,7 @@ def run(harness: Harness, mailboxes: int, per_mailbox: int,
         sink.wait_for(processed_in(addresses), seeded.mails, timeout=300 + seeded.mails)
         seconds = time.monotonic() - started
         samples = sampler.stop()
-        out = {"mails": seeded.mails, "mean_mail_bytes": round(seeded.mean_size),
+        out: dict[str, Any] = {"mails": seeded.mails, "mean_mail_bytes": round(seeded.mean_size),
                "seconds": round(seconds, 1),
                "documents": stack.processed_documents(addresses)}
         out.update(analyse(samples, started, seconds))

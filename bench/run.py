@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bench import latency, memory, scale, throughput
 from bench.events import EventSink
@@ -60,7 +61,7 @@ def part_latency(h: Harness, r: Report, s: Sizes) -> None:
         r.add("latency", "idle", latency.IDLE_SLOT)
 
 
-def _latency(h: Harness, s: Sizes, *, idle: bool) -> dict[str, object]:
+def _latency(h: Harness, s: Sizes, *, idle: bool) -> dict[str, Any]:
     stack = Stack(h, poll_interval=2.0, idle=idle).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
     try:

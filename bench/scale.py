@@ -52,7 +52,7 @@ def _one_cycle(stack: Stack, addresses: list[str]) -> float:
         if time.monotonic() - started > 900:
             raise TimeoutError(f"only {fetched} of {len(addresses)} mailboxes fetched")
         time.sleep(0.25)
-        fetched = int(stack.scalar(  # type: ignore[arg-type]
+        fetched = int(stack.scalar(
             "SELECT count(*) FROM mailboxes WHERE last_fetch_at >= %s", db_t0))
     return time.monotonic() - started
 

@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -127,7 +128,7 @@ class Stack:
                          (addresses,))
             conn.execute("NOTIFY bandeja_mailbox")
 
-    def scalar(self, query: str, *params: object) -> object:
+    def scalar(self, query: str, *params: object) -> Any:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             row = conn.execute(query, params).fetchone()
         return row[0] if row else None
@@ -137,7 +138,7 @@ class Stack:
             conn.execute(query, params)
 
     def processed_documents(self, addresses: list[str]) -> int:
-        return int(self.scalar(  # type: ignore[arg-type]
+        return int(self.scalar(
             "SELECT count(*) FROM documents WHERE state = 'processed' AND mailbox = ANY(%s)",
             addresses))
 

@@ -21,7 +21,7 @@ OWN = {"bandeja"}  # our own package is not on PyPI
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "--format", "json",
              "--output", str(report), "--timeout", "20"],
             capture_output=True, text=True, timeout=300, check=False,

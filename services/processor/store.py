@@ -30,6 +30,7 @@ class RawMail:
     headers: bytes | None
     too_large: bool
     size: int
+    sha256: str
     fetched_at: datetime
 
 
@@ -38,7 +39,7 @@ def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
         "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
         " CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
         "   FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END AS raw,"
-        " r.headers, r.too_large, r.size, r.fetched_at"
+        " r.headers, r.too_large, r.size, r.sha256, r.fetched_at"
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id WHERE r.id = %s",
         (raw_id,),
     ).fetchone()
@@ -51,8 +52,10 @@ def _bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
-def document_id_for(raw_id: int) -> uuid.UUID:
-    return events.stable_id("document", raw_id)
+def document_id_for(raw: RawMail) -> uuid.UUID:
+    """Stable for one stored mail, and distinct across installations and database
+    restores: the mailbox and the content hash go into it, not only the row id."""
+    return events.stable_id("document", raw.mailbox, raw.sha256, raw.id)
 
 
 def document_exists(conn: Connection[Any], raw_id: int) -> bool:
@@ -64,7 +67,7 @@ def write_document(
     conn: Connection[Any], raw: RawMail, mail: ParsedMail, *, state: str, reason: str | None
 ) -> uuid.UUID | None:
     """Insert the document, its files and its event; None if it already existed."""
-    document_id = document_id_for(raw.id)
+    document_id = document_id_for(raw)
     inserted = conn.execute(
         "INSERT INTO documents (id, raw_message_id, mailbox_id, mailbox, tenant_id, state,"
         " reason, message_id, subject, from_header, from_address, received_at, body_text,"
