@@ -37,8 +37,10 @@ def run(harness: Harness, mailboxes: int, per_mailbox: int,
                "documents": stack.processed_documents(addresses)}
         out.update(analyse(samples, started, seconds))
     finally:
-        sink.close()
-        codes = stack.stop()
+        try:
+            sink.close()
+        finally:
+            codes = stack.stop()
     out["exit_codes"] = codes
     return out
 

@@ -41,6 +41,8 @@ class Throughput:
 class Report:
     started: float = field(default_factory=time.time)
     sections: dict[str, Any] = field(default_factory=dict)
+    # Each part starts fresh service processes, so record the tree at both ends.
+    source_at_start: dict[str, Any] = field(default_factory=lambda: source())  # noqa: PLW0108 - defined below
 
     def add(self, section: str, key: str, value: Any) -> None:
         if isinstance(value, Throughput):
@@ -53,7 +55,8 @@ class Report:
     def save(self, argv: list[str]) -> Path:
         RESULTS_DIR.mkdir(exist_ok=True)
         path = RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S.json")
-        body = {"argv": argv, "machine": machine(), "versions": versions(), "source": source(),
+        body = {"argv": argv, "machine": machine(), "versions": versions(),
+                "source_at_start": self.source_at_start, "source_at_end": source(),
                 "seconds": round(time.time() - self.started, 1), **self.sections}
         path.write_text(json.dumps(body, indent=2, default=str))
         return path

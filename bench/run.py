@@ -64,6 +64,7 @@ def part_latency(h: Harness, r: Report, s: Sizes) -> None:
 def _latency(h: Harness, s: Sizes, *, idle: bool) -> dict[str, Any]:
     stack = Stack(h, poll_interval=2.0, idle=idle).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
+    result: dict[str, Any] = {}
     try:
         addresses = h.addresses("lat", 10)
         stack.connect(addresses, threads=4)
@@ -75,8 +76,10 @@ def _latency(h: Harness, s: Sizes, *, idle: bool) -> dict[str, Any]:
         result["idle"] = idle
         result["target_p95_<_poll+1s"] = "PASS" if float(result["p95_s"]) < 3.0 else "FAIL"
     finally:
-        sink.close()
-        result["exit_codes"] = stack.stop()
+        try:
+            sink.close()
+        finally:
+            result["exit_codes"] = stack.stop()
     return result
 
 

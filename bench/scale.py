@@ -36,9 +36,11 @@ def run(harness: Harness, count: int, mails_each: int, lifetime: int, window: fl
         out.update(_token_window(stack, pids, lifetime, window, count))
         out.update(_empty_cycles(harness, stack, addresses, pids))
     finally:
-        control.set_access_token_lifetime(DEFAULT_LIFETIME)
-        sink.close()
-        out["exit_codes"] = stack.stop()
+        try:
+            control.set_access_token_lifetime(DEFAULT_LIFETIME)
+            sink.close()
+        finally:
+            out["exit_codes"] = stack.stop()
     return out
 
 

@@ -54,8 +54,10 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
         if profile_dir:
             _profile(stack, sink, report, section, spare, per_mailbox, mail_bytes, profile_dir)
     finally:
-        sink.close()
-        report.add(section, "exit_codes", stack.stop())
+        try:
+            sink.close()
+        finally:
+            report.add(section, "exit_codes", stack.stop())
 
 
 def _add(report: Report, section: str, key: str, result: Throughput) -> Throughput:

@@ -27,3 +27,7 @@ class NotConnected(MailboxUnavailable):
 
 class FolderMissing(MailboxUnavailable):
     pass
+
+
+class LeaseLost(TransientError):
+    """The mailbox stopped being ours, or stopped being active, during the run."""

@@ -32,7 +32,7 @@ from common.errors import (
 from common.settings import Settings
 from common.tokens import TokenCipher, request_refresh
 from services.fetcher import limits, metrics, store, sync
-from services.fetcher.errors import ConnectionDropped, TokenRejected
+from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
 from services.fetcher.imap import ImapSession
 
 log = structlog.get_logger(__name__)
@@ -195,6 +195,8 @@ def _store_batch(
     if not bodies:
         return
     with deps.pool.connection() as conn, conn.transaction():
+        if not store.renew_lease(conn, mailbox.id, deps.owner):
+            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
         raw_ids = {
             uid: store.save_raw(
                 conn,
@@ -213,7 +215,6 @@ def _store_batch(
             mailbox.folder,
             sync.FolderPosition(position.uidvalidity, max(bodies)),
         )
-        store.renew_lease(conn, mailbox.id, deps.owner)
     stored = [store.StoredMail(raw_id, uid, False, False) for uid, raw_id in raw_ids.items()]
     _finish_stored(deps, mailbox, session, stored)
     stats.stored += len(bodies)
@@ -232,6 +233,8 @@ def _store_chunked(
     stats: RunStats,
 ) -> None:
     with deps.pool.connection() as conn, conn.transaction():
+        if not store.renew_lease(conn, mailbox.id, deps.owner):
+            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
         raw_id = store.save_raw_chunked(
             conn,
             mailbox.id,
@@ -243,7 +246,6 @@ def _store_chunked(
         store.save_position(
             conn, mailbox.id, mailbox.folder, sync.FolderPosition(position.uidvalidity, uid)
         )
-        store.renew_lease(conn, mailbox.id, deps.owner)
     _finish_stored(deps, mailbox, session, [store.StoredMail(raw_id, uid, False, False)])
     stats.stored += 1
     stats.bytes += size
@@ -265,7 +267,9 @@ def _finish_stored(
     raw_ids = [m.raw_id for m in mails]
     with deps.pool.connection() as conn:
         store.mark_enqueued(conn, raw_ids)
-    session.apply_post_action([m.uid for m in mails], mailbox.post_action, mailbox.move_to_folder)
+        # Read now, not at lease time: a setting changed mid-run applies to this batch.
+        action, move_to = store.post_action(conn, mailbox.id)
+    session.apply_post_action([m.uid for m in mails], action, move_to)
     with deps.pool.connection() as conn:
         store.mark_post_action_done(conn, raw_ids)
 
@@ -317,5 +321,6 @@ def _failure_policy(exc: BandejaError, error_count: int) -> tuple[str, str | Non
         kind = "timeout" if "timeout" in text.lower() else "connection"
         if "IMAPClientAbortError" in text:
             kind = "bye"
-        backoff = min(backoff, 30.0)
+        # A dropped session is usually fine again at once (Exchange's random BYEs).
+        backoff = min(1.0 * 2 ** min(error_count, 5), 30.0)
     return "error", kind, backoff

@@ -83,6 +83,10 @@ class IdleWatcher:
 
     def _session(self) -> None:
         with self._sup.pool.connection() as conn:
+            if not self._still_wanted(conn):
+                # Disconnected, paused or needs_reauth: no more logins with a dead grant.
+                self.stop.set()
+                return
             wait = limits.throttled_for(conn, self._tenant_id)
         if wait > 0:  # the tenant was told to back off: no new session before then
             self.stop.wait(wait)
@@ -123,6 +127,14 @@ class IdleWatcher:
                         self._sup.wake(self.mailbox_id)
             finally:
                 client.idle_done()
+
+    def _still_wanted(self, conn: Connection[Any]) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM mailboxes WHERE id = %s AND state = 'active' AND use_idle"
+            " AND idle_owner = %s",
+            (self.mailbox_id, self._sup.owner),
+        ).fetchone()
+        return row is not None
 
     def _token(self) -> tuple[str, datetime]:
         with self._sup.pool.connection() as conn:

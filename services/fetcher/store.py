@@ -63,8 +63,7 @@ def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str
         ("imap_slots", "owner", ", lease_until = NULL"),
     ):
         cursor = conn.execute(
-            f"UPDATE {table} SET {column} = NULL{extra}"
-            f" WHERE {column} LIKE %s AND {column} <> %s",
+            f"UPDATE {table} SET {column} = NULL{extra} WHERE {column} LIKE %s AND {column} <> %s",
             (pattern, owner),
         )
         released += cursor.rowcount
@@ -72,9 +71,11 @@ def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str
 
 
 def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
+    """Extend our lease; False once the mailbox stopped being ours or stopped being active
+    (disconnected, paused, needs_reauth mid-run): nothing more may be stored for it."""
     row = conn.execute(
         "UPDATE mailboxes SET lease_until = now() + %s WHERE id = %s AND lease_owner = %s"
-        " RETURNING id",
+        " AND state = 'active' RETURNING id",
         (LEASE_TTL, mailbox_id, owner),
     ).fetchone()
     return row is not None
@@ -271,6 +272,13 @@ def move_to_error(conn: Connection[Any], mailbox_id: int, error: str) -> bool:
     )
     events.add_to_outbox(conn, event)
     return True
+
+
+def post_action(conn: Connection[Any], mailbox_id: int) -> tuple[str, str | None]:
+    row = conn.execute(
+        "SELECT post_action, move_to_folder FROM mailboxes WHERE id = %s", (mailbox_id,)
+    ).fetchone()
+    return (row["post_action"], row["move_to_folder"]) if row else ("mark_read", None)
 
 
 def mark_enqueued(conn: Connection[Any], raw_ids: list[int]) -> None:

@@ -37,8 +37,12 @@ class ResilientConsumer:
         conn = pika.BlockingConnection(params)
         channel = conn.channel()
         channel.exchange_declare("bandeja.events.unrouted", exchange_type="fanout", durable=True)
-        channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True,
-                                 arguments={"alternate-exchange": "bandeja.events.unrouted"})
+        channel.exchange_declare(
+            "bandeja.events",
+            exchange_type="topic",
+            durable=True,
+            arguments={"alternate-exchange": "bandeja.events.unrouted"},
+        )
         channel.queue_declare(QUEUE, durable=True)
         channel.queue_bind(QUEUE, "bandeja.events", routing_key="bandeja.#")
         return conn

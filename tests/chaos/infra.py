@@ -28,7 +28,10 @@ def _as_postgres(*args: str, timeout: float = 60) -> subprocess.CompletedProcess
     # initdb and the postmaster refuse to run as root.
     return subprocess.run(
         ["runuser", "-u", "postgres", "--", *args],
-        check=True, capture_output=True, text=True, timeout=timeout,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -44,12 +47,23 @@ class PrivatePostgres:
     def start(self) -> PrivatePostgres:
         self.root.mkdir(parents=True)
         shutil.chown(self.root, "postgres", "postgres")
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                     "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.root}'\nmax_connections = 300\n"
-                       "shared_buffers = 64MB\n")
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root}'\nmax_connections = 300\n"
+                "shared_buffers = 64MB\n"
+            )
         self._pg_ctl_start()
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE bandeja")
@@ -60,8 +74,17 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _pg_ctl_start(self) -> None:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l",
-                     str(self.root / "server.log"), "-w", "-t", "60", "start")
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def restart(self, mode: str = "immediate") -> float:
         """Stop (`immediate` is crash-like: no checkpoint, recovery at start) and start."""
@@ -73,8 +96,9 @@ class PrivatePostgres:
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.SubprocessError):
-                _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                             "-w", "stop")
+                _as_postgres(
+                    str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+                )
 
 
 class PrivateRabbit:
@@ -94,8 +118,11 @@ class PrivateRabbit:
         self._log: object = None
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("RABBITMQ_", "ERL_", "BANDEJA_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RABBITMQ_", "ERL_", "BANDEJA_"))
+        }
         env.update(
             HOME=str(self.root),
             RABBITMQ_NODENAME=self.node,
@@ -133,8 +160,12 @@ class PrivateRabbit:
     def _spawn(self) -> None:
         log = (self.root / "log" / "stdout.log").open("ab")
         self._process = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")], env=self._env(), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [str(RABBIT_BIN / "rabbitmq-server")],
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self._wait_ready()
 
@@ -142,11 +173,13 @@ class PrivateRabbit:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited {self._process.returncode}: "
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"rabbitmq-server exited {self._process.returncode}: {self.log_tail()}"
+                )
             try:
-                pika.BlockingConnection(pika.URLParameters(
-                    self.url + "?connection_attempts=1&socket_timeout=2")).close()
+                pika.BlockingConnection(
+                    pika.URLParameters(self.url + "?connection_attempts=1&socket_timeout=2")
+                ).close()
                 return
             except pika.exceptions.AMQPError:
                 time.sleep(0.3)
@@ -159,9 +192,14 @@ class PrivateRabbit:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
-                              env=self._env(), check=True, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self._env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def restart(self) -> float:
         started = time.monotonic()

@@ -36,13 +36,17 @@ class Outcome:
         if self.lost:
             out.append(f"{len(self.lost)} seeded mails have no document, e.g. {self.lost[:3]}")
         if self.duplicates:
-            out.append(f"{sum(self.duplicates.values())} duplicate documents, "
-                       f"e.g. {list(self.duplicates.items())[:3]}")
-        for label, items in (("unknown documents", self.unknown_documents),
-                             ("bad documents", self.bad_documents),
-                             ("event invariant", self.event_problems),
-                             ("\\Seen before stored", self.seen_violations),
-                             ("processes", self.process_problems)):
+            out.append(
+                f"{sum(self.duplicates.values())} duplicate documents, "
+                f"e.g. {list(self.duplicates.items())[:3]}"
+            )
+        for label, items in (
+            ("unknown documents", self.unknown_documents),
+            ("bad documents", self.bad_documents),
+            ("event invariant", self.event_problems),
+            ("\\Seen before stored", self.seen_violations),
+            ("processes", self.process_problems),
+        ):
             if items:
                 out.append(f"{label}: {len(items)}: {items[:5]}")
         out += [f"left over: {k} = {v}" for k, v in self.leftovers.items() if v]
@@ -60,8 +64,10 @@ def check_documents(dsn: str, seeded: dict[str, Seeded], out: Outcome) -> dict[s
     docs = _rows(dsn, "SELECT id::text, message_id, state, mailbox FROM documents")
     files: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     for doc_id, name, sha, actual in _rows(
-            dsn, "SELECT document_id::text, filename, sha256, encode(sha256(content), 'hex')"
-                 " FROM document_files"):
+        dsn,
+        "SELECT document_id::text, filename, sha256, encode(sha256(content), 'hex')"
+        " FROM document_files",
+    ):
         files[doc_id][name] = (sha, actual)
     by_mid: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     owner: dict[str, str] = {}
@@ -83,8 +89,9 @@ def check_documents(dsn: str, seeded: dict[str, Seeded], out: Outcome) -> dict[s
             stored = files.get(doc_id, {})
             hashes = {name: sha for name, (sha, _) in stored.items()}
             if state != "processed" or mailbox != mail.address or hashes != mail.attachments:
-                out.bad_documents.append(f"{mid}: state={state} mailbox={mailbox} "
-                                         f"files={sorted(hashes)}")
+                out.bad_documents.append(
+                    f"{mid}: state={state} mailbox={mailbox} files={sorted(hashes)}"
+                )
             if any(sha != actual for sha, actual in stored.values()):
                 out.bad_documents.append(f"{mid}: sha256 column does not match content")
     return owner
@@ -118,13 +125,16 @@ def check_events(events: list[dict[str, Any]], owner: dict[str, str], out: Outco
             out.event_problems.append(f"event for unknown document {doc_id}")
 
 
-def check_seen_after_stored(dsn: str, seeded: dict[str, Seeded],
-                            first_seen: dict[tuple[str, int], float], out: Outcome) -> None:
+def check_seen_after_stored(
+    dsn: str, seeded: dict[str, Seeded], first_seen: dict[tuple[str, int], float], out: Outcome
+) -> None:
     """No mail observed \\Seen before its raw bytes' row says it was stored."""
     stored: dict[tuple[str, int], float] = {}
     for address, uid, fetched_at in _rows(
-            dsn, "SELECT m.address, r.uid, extract(epoch FROM r.fetched_at)::float8"
-                 " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"):
+        dsn,
+        "SELECT m.address, r.uid, extract(epoch FROM r.fetched_at)::float8"
+        " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id",
+    ):
         key = (address, int(uid))
         stored[key] = min(stored.get(key, float("inf")), float(fetched_at))
     for mail in seeded.values():
@@ -139,15 +149,21 @@ def check_seen_after_stored(dsn: str, seeded: dict[str, Seeded],
         out.seen_margin_ms.append(margin * 1000)
         if margin < -CLOCK_SLACK:
             out.seen_violations.append(
-                f"{mail.message_id}: \\Seen observed {-margin * 1000:.1f} ms before fetched_at")
+                f"{mail.message_id}: \\Seen observed {-margin * 1000:.1f} ms before fetched_at"
+            )
 
 
-def check_leftovers(dsn: str, seeded: dict[str, Seeded],
-                    first_seen: dict[tuple[str, int], float], out: Outcome) -> None:
+def check_leftovers(
+    dsn: str, seeded: dict[str, Seeded], first_seen: dict[tuple[str, int], float], out: Outcome
+) -> None:
     out.leftovers["still unseen"] = sum(
-        1 for m in seeded.values() if (m.address, m.uid) not in first_seen)
-    (pending,), = _rows(dsn, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    (orphans,), = _rows(dsn, "SELECT count(*) FROM raw_messages r WHERE NOT EXISTS"
-                             " (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)")
+        1 for m in seeded.values() if (m.address, m.uid) not in first_seen
+    )
+    ((pending,),) = _rows(dsn, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    ((orphans,),) = _rows(
+        dsn,
+        "SELECT count(*) FROM raw_messages r WHERE NOT EXISTS"
+        " (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)",
+    )
     out.leftovers["outbox unpublished"] = int(pending)
     out.leftovers["raw mails without document"] = int(orphans)

@@ -27,8 +27,13 @@ SEEN = b"\\Seen"
 
 
 class SeenObserver:
-    def __init__(self, session: Callable[[str], Any], addresses: list[str],
-                 threads: int = 4, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        session: Callable[[str], Any],
+        addresses: list[str],
+        threads: int = 4,
+        interval: float = 0.1,
+    ) -> None:
         self._session = session
         self.interval = interval
         self.first_seen: dict[tuple[str, int], float] = {}
@@ -37,9 +42,11 @@ class SeenObserver:
         self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
         groups = [addresses[i::threads] for i in range(threads)]
-        self._threads = [threading.Thread(target=self._run, args=(g,), daemon=True,
-                                          name=f"seen-observer-{i}")
-                         for i, g in enumerate(groups) if g]
+        self._threads = [
+            threading.Thread(target=self._run, args=(g,), daemon=True, name=f"seen-observer-{i}")
+            for i, g in enumerate(groups)
+            if g
+        ]
 
     def start(self) -> SeenObserver:
         for thread in self._threads:
@@ -92,7 +99,8 @@ class SeenObserver:
 
     def total_unseen(self) -> int:
         return sum(max(v, 0) for v in self.unseen.values()) + (
-            1 if any(v < 0 for v in self.unseen.values()) else 0)
+            1 if any(v < 0 for v in self.unseen.values()) else 0
+        )
 
     def stop(self) -> None:
         self._stop.set()

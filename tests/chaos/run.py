@@ -77,18 +77,25 @@ class Run:
         self.stack.callback(self.postgres.stop)
         self.rabbit = PrivateRabbit(self.root).start()
         self.stack.callback(self.rabbit.stop)
-        log(f"private PostgreSQL on :{self.postgres.port}, RabbitMQ {self.rabbit.node} "
-            f"on :{self.rabbit.port}")
+        log(
+            f"private PostgreSQL on :{self.postgres.port}, RabbitMQ {self.rabbit.node} "
+            f"on :{self.rabbit.port}"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("BANDEJA_")}
-        subprocess.run([sys.executable, "-m", "services", "migrate"], check=True,
-                       capture_output=True, timeout=120,
-                       env={**env, "BANDEJA_DATABASE_URL": self.postgres.dsn})
+        subprocess.run(
+            [sys.executable, "-m", "services", "migrate"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env={**env, "BANDEJA_DATABASE_URL": self.postgres.dsn},
+        )
         (self.root / "standin").mkdir()
         self.standin = self.stack.enter_context(StandIn(self.root / "standin"))
         self.auth_port = free_port()
         base = f"http://127.0.0.1:{self.auth_port}"
         self.standin.identity.control.register_client(
-            CLIENT_ID, CLIENT_SECRET, [f"{base}/oauth/callback", f"{base}/admin-consent/callback"])
+            CLIENT_ID, CLIENT_SECRET, [f"{base}/oauth/callback", f"{base}/admin-consent/callback"]
+        )
 
     def create_mailboxes(self) -> None:
         control = self.standin.identity.control
@@ -103,8 +110,13 @@ class Run:
 
     def start_system(self) -> None:
         self.env = service_env(
-            database_url=self.postgres.dsn, broker_url=self.rabbit.url, standin=self.standin,
-            http_port=self.auth_port, token_keys=new_token_keys(), poll_interval=2.0)
+            database_url=self.postgres.dsn,
+            broker_url=self.rabbit.url,
+            standin=self.standin,
+            http_port=self.auth_port,
+            token_keys=new_token_keys(),
+            poll_interval=2.0,
+        )
         self.env["BANDEJA_LOG_FORMAT"] = "json"
         self.erp = ResilientConsumer(self.rabbit.url).start()
         self.stack.callback(self.erp.stop)
@@ -121,8 +133,9 @@ class Run:
                 raise RuntimeError(f"connect {address}: {page.status_code} {page.text[:300]}")
 
     def faults(self, rng: random.Random) -> list[Injected]:
-        targets = Targets(self.supervisor, self.rabbit, self.postgres, self.standin,
-                          self.addresses, rng)
+        targets = Targets(
+            self.supervisor, self.rabbit, self.postgres, self.standin, self.addresses, rng
+        )
         done = []
         for number, kind in enumerate(schedule(rng, self.mode.rounds), 1):
             time.sleep(rng.uniform(*self.mode.gap))
@@ -131,8 +144,10 @@ class Run:
             except Exception as exc:
                 injected = Injected(kind, time.time(), 0.0, f"NOT INJECTED: {exc!r}")
             done.append(injected)
-            log(f"round {number:2d}: {kind:<17} {injected.detail} "
-                f"(unseen {self.observer.total_unseen()})")
+            log(
+                f"round {number:2d}: {kind:<17} {injected.detail} "
+                f"(unseen {self.observer.total_unseen()})"
+            )
         self.standin.identity.control.clear_failures()
         return done
 
@@ -146,7 +161,8 @@ class Run:
                     row = conn.execute(
                         "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL),"
                         " (SELECT count(*) FROM raw_messages r WHERE NOT EXISTS (SELECT 1"
-                        "  FROM documents d WHERE d.raw_message_id = r.id))").fetchone()
+                        "  FROM documents d WHERE d.raw_message_id = r.id))"
+                    ).fetchone()
                 pending, orphans = row if row else (-1, -1)
             except psycopg.Error:
                 pending = orphans = -1
@@ -155,8 +171,10 @@ class Run:
             if calm >= 3:
                 return True
             time.sleep(1)
-        log(f"not quiet after {self.mode.quiet_timeout}s: unseen={unseen} "
-            f"outbox={pending} raw-without-document={orphans}")
+        log(
+            f"not quiet after {self.mode.quiet_timeout}s: unseen={unseen} "
+            f"outbox={pending} raw-without-document={orphans}"
+        )
         return False
 
     def wait_events(self, expected: int, timeout: float = 60) -> None:
@@ -203,8 +221,7 @@ def _run(run: Run) -> int:
     run.connect()
     log(f"{len(run.addresses)} mailboxes connected, {len(run.seeder.seeded)} mails seeded")
     rest = [(a, (mode.per_mailbox - first) // 2) for a in run.addresses]
-    rest += [(a, mode.per_mailbox - first - (mode.per_mailbox - first) // 2)
-             for a in run.addresses]
+    rest += [(a, mode.per_mailbox - first - (mode.per_mailbox - first) // 2) for a in run.addresses]
     stop = threading.Event()
     estimate = mode.rounds * sum(mode.gap) / 2
     trickle = run.seeder.trickle(rest, estimate * 0.8, stop)
@@ -217,8 +234,9 @@ def _run(run: Run) -> int:
     report(run, injected, outcome)
     codes = run.supervisor.stop()
     log(f"SIGTERM exit codes: {codes}")
-    outcome.process_problems += [f"{name} exited {code} on SIGTERM"
-                                 for name, code in codes.items() if code != 0]
+    outcome.process_problems += [
+        f"{name} exited {code} on SIGTERM" for name, code in codes.items() if code != 0
+    ]
     failures = outcome.failures()
     for failure in failures:
         log(f"FAIL {failure}")
@@ -270,28 +288,40 @@ def report(run: Run, injected: list[Injected], out: invariants.Outcome) -> None:
         ("duplicates", sum(out.duplicates.values())),
         ("lost", len(out.lost)),
         ("unknown / bad documents", f"{len(out.unknown_documents)} / {len(out.bad_documents)}"),
-        ("processed events received (deliveries / distinct ids)",
-         f"{sum(1 for e in run.erp.events() if e['type'] == invariants.PROCESSED)} / "
-         f"{len({e['id'] for e in run.erp.events() if e['type'] == invariants.PROCESSED})}"),
+        (
+            "processed events received (deliveries / distinct ids)",
+            f"{sum(1 for e in run.erp.events() if e['type'] == invariants.PROCESSED)} / "
+            f"{len({e['id'] for e in run.erp.events() if e['type'] == invariants.PROCESSED})}",
+        ),
         ("event invariant problems", len(out.event_problems)),
         ("\\Seen before stored", len(out.seen_violations)),
-        ("\\Seen minus fetched_at, min / median (ms)",
-         f"{margins[0]:.0f} / {margins[len(margins) // 2]:.0f}" if margins else "n/a"),
-        ("observer poll cycle, median / max (ms)",
-         f"{cycles[len(cycles) // 2] * 1000:.0f} / {cycles[-1] * 1000:.0f}"),
+        (
+            "\\Seen minus fetched_at, min / median (ms)",
+            f"{margins[0]:.0f} / {margins[len(margins) // 2]:.0f}" if margins else "n/a",
+        ),
+        (
+            "observer poll cycle, median / max (ms)",
+            f"{cycles[len(cycles) // 2] * 1000:.0f} / {cycles[-1] * 1000:.0f}",
+        ),
         ("ERP consumer reconnects", run.erp.reconnects),
         ("observer errors (reconnects)", sum(run.observer.errors.values())),
         *((f"{k}", v) for k, v in out.leftovers.items()),
-        *((f"{name}: killed+restarted / unexpected exits / ready",
-           f"{s['killed_and_restarted']} / {s['unexpected_exits']} / {s['readyz']}")
-          for name, s in status.items()),
+        *(
+            (
+                f"{name}: killed+restarted / unexpected exits / ready",
+                f"{s['killed_and_restarted']} / {s['unexpected_exits']} / {s['readyz']}",
+            )
+            for name, s in status.items()
+        ),
     ]
     for key, value in rows:
         print(f"| {key} | {value} |")
     for exit_ in run.supervisor.unexpected_exits():
         tail = "\n    ".join(exit_.log_tail.strip().splitlines()[-8:])
-        print(f"\nunexpected exit: {exit_.service} code={exit_.code} at "
-              f"{time.strftime('%H:%M:%S', time.localtime(exit_.at))}\n    {tail}")
+        print(
+            f"\nunexpected exit: {exit_.service} code={exit_.code} at "
+            f"{time.strftime('%H:%M:%S', time.localtime(exit_.at))}\n    {tail}"
+        )
     print(flush=True)
 
 

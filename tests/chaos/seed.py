@@ -66,12 +66,12 @@ class Seeder:
                 text = answer.decode() if isinstance(answer, bytes) else str(answer)
                 uid = int(text.split("APPENDUID", 1)[1].split()[1].rstrip("]"))
                 with self._lock:
-                    self.seeded[message_id] = Seeded(message_id, address, uid, hashes,
-                                                     time.time())
+                    self.seeded[message_id] = Seeded(message_id, address, uid, hashes, time.time())
                 done[0] += 1
 
-    def trickle(self, plan: list[tuple[str, int]], duration: float,
-                stop: threading.Event) -> threading.Thread:
+    def trickle(
+        self, plan: list[tuple[str, int]], duration: float, stop: threading.Event
+    ) -> threading.Thread:
         """Append `plan` (address, count) evenly over `duration` seconds, in a thread."""
 
         def run() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import requests
@@ -45,7 +46,7 @@ def test_cancelled_sign_in_ends_on_a_spanish_page_with_a_retry_link(
     assert page.status_code == 400
     assert 'data-outcome="user_cancelled"' in page.text
     assert "Se canceló el inicio de sesión" in page.text
-    assert f"/connect?login_hint={address}" in page.text
+    assert f"/connect?login_hint={quote(address)}" in page.text
     assert services.admin_get("/api/mailboxes").json() == []
 
 

@@ -164,9 +164,12 @@ def test_move_to_folder_post_action(
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    for n in range(3):
-        standin.dovecot.append(address, invoice_mail(n, to=address)[0])
     dsn = services.env["BANDEJA_DATABASE_URL"]
+    configured = query(dsn, "SELECT post_action, move_to_folder FROM mailboxes")
+    assert configured == [{"post_action": "move", "move_to_folder": "Procesado"}]
+    for n in range(3):  # over several fetch runs
+        standin.dovecot.append(address, invoice_mail(n, to=address)[0])
+        time.sleep(1.5)
     wait_until(lambda: len(_documents(dsn)) == 3, 40, what="3 documents")
     with standin.dovecot.admin_session(address) as imap:
         wait_until(lambda: imap.select_folder("INBOX")[b"EXISTS"] == 0, 20, what="INBOX empty")

@@ -67,6 +67,7 @@ class ServiceProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANDEJA_")}
         full_env.update(env, BANDEJA_METRICS_PORT=str(metrics_port))
         self._log = self.log_path.open("ab")
+        self._signalled: set[int] = set()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", command],
             env=full_env,
@@ -96,9 +97,16 @@ class ServiceProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def send_once(self, sig: int = signal.SIGTERM) -> None:
+        """Signal once: a second SIGTERM arriving while the interpreter finalizes would
+        meet the default handler (Python restores it at shutdown) and kill the process."""
+        if self.process.poll() is None and sig not in self._signalled:
+            self._signalled.add(sig)
+            self.process.send_signal(sig)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            self.send_once(sig)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -131,8 +139,7 @@ class Services:
     def stop(self) -> dict[str, int]:
         # Signal every process first so they drain in parallel, then collect them.
         for proc in self.running.values():
-            if proc.process.poll() is None:
-                proc.process.send_signal(signal.SIGTERM)
+            proc.send_once(signal.SIGTERM)
         return {name: proc.stop() for name, proc in self.running.items()}
 
     def admin_get(self, path: str) -> requests.Response:

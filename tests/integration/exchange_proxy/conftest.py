@@ -39,8 +39,9 @@ class Exo:
         return address
 
     def app(self, tenant: str = "organizations") -> Any:
-        return self.standin.identity.msal_app(self.client["client_id"], self.client["secret"],
-                                              tenant)
+        return self.standin.identity.msal_app(
+            self.client["client_id"], self.client["secret"], tenant
+        )
 
     def app_token(self) -> str:
         """Client credentials: logs in as any address of the tenant's domain."""
@@ -50,8 +51,9 @@ class Exo:
     def user_token(self, address: str) -> str:
         """Delegated token through the auth-code flow (expire_access_tokens(address) hits it)."""
         app = self.app()
-        flow = app.initiate_auth_code_flow([IMAP_SCOPE], redirect_uri=REDIRECT_URI,
-                                           login_hint=address)
+        flow = app.initiate_auth_code_flow(
+            [IMAP_SCOPE], redirect_uri=REDIRECT_URI, login_hint=address
+        )
         url = sign_in(self.standin.identity.session(), flow["auth_uri"], address)
         result = app.acquire_token_by_auth_code_flow(flow, redirect_params(url))
         assert "access_token" in result, result
@@ -61,8 +63,9 @@ class Exo:
         return ssl.create_default_context(cafile=self.standin.identity.ca_path)
 
     def imap(self) -> IMAPClient:
-        return IMAPClient("127.0.0.1", port=self.proxy.port, ssl=True,
-                          ssl_context=self.ssl_context(), timeout=10)
+        return IMAPClient(
+            "127.0.0.1", port=self.proxy.port, ssl=True, ssl_context=self.ssl_context(), timeout=10
+        )
 
     def login(self, address: str, token: str | None = None) -> IMAPClient:
         client = self.imap()
@@ -72,8 +75,10 @@ class Exo:
 
 @pytest.fixture(scope="session")
 def exo_world() -> Iterator[Exo]:
-    with StandIn() as standin, ExchangeProxy.for_standin(
-            standin, token_check_interval=0.3) as proxy:
+    with (
+        StandIn() as standin,
+        ExchangeProxy.for_standin(standin, token_check_interval=0.3) as proxy,
+    ):
         control = standin.identity.control
         tenant = control.create_tenant("exo-proxy.example")
         client = control.register_client(redirect_uris=[REDIRECT_URI])

@@ -75,12 +75,14 @@ def test_greeting_and_capabilities_are_exchanges(exo: Exo) -> None:
         client.logout()
     raw = Raw(exo)
     try:
-        assert raw.command("a1", f"AUTHENTICATE XOAUTH2 {_xoauth2(address, exo.app_token())}"
-                           ) == [b"a1 OK AUTHENTICATE completed.\r\n"]
+        assert raw.command("a1", f"AUTHENTICATE XOAUTH2 {_xoauth2(address, exo.app_token())}") == [
+            b"a1 OK AUTHENTICATE completed.\r\n"
+        ]
         assert raw.command("a2", "ENABLE CONDSTORE") == [b"a2 BAD Command Error. 12\r\n"]
         raw.command("a3", "SELECT INBOX")
         assert raw.command("a4", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)") == [
-            b"a4 BAD Command Error. 12\r\n"]
+            b"a4 BAD Command Error. 12\r\n"
+        ]
         assert raw.command("a5", "NOOP") == [b"a5 OK NOOP completed.\r\n"]
     finally:
         raw.close()
@@ -168,8 +170,11 @@ def test_throttled_reply_and_backoff_record(exo: Exo) -> None:
     exo.proxy.faults.throttle(address, backoff_ms=300)
     client = exo.login(address)
     try:
-        with pytest.raises(IMAPClientError, match=r"Request is throttled\. Suggested Backoff "
-                                                  r"Time: 300 milliseconds"):
+        with pytest.raises(
+            IMAPClientError,
+            match=r"Request is throttled\. Suggested Backoff "
+            r"Time: 300 milliseconds",
+        ):
             client.select_folder("INBOX")
         time.sleep(0.3)
         client.select_folder("INBOX")
@@ -186,8 +191,7 @@ def test_throttled_reply_and_backoff_record(exo: Exo) -> None:
 def test_throttle_by_domain_with_disconnect(exo: Exo) -> None:
     """Throttling matches the tenant's domain and can drop the connection after the reply."""
     address = exo.new_user()
-    exo.proxy.faults.throttle(exo.tenant["domain"], backoff_ms=50, disconnect=True,
-                              status="BAD")
+    exo.proxy.faults.throttle(exo.tenant["domain"], backoff_ms=50, disconnect=True, status="BAD")
     client = exo.login(address)
     with pytest.raises(IMAPClientError, match="Request is throttled"):
         client.noop()

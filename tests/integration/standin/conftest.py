@@ -31,8 +31,9 @@ def new_world(standin: StandIn) -> Callable[..., World]:
     def make(user_consent_allowed: bool = True) -> World:
         control = standin.identity.control
         n = next_id()
-        tenant = control.create_tenant(f"fabrikam{n}.example",
-                                       user_consent_allowed=user_consent_allowed)
+        tenant = control.create_tenant(
+            f"fabrikam{n}.example", user_consent_allowed=user_consent_allowed
+        )
         client = control.register_client(redirect_uris=[REDIRECT_URI])
         return World(standin, tenant, client)
 

@@ -29,15 +29,21 @@ class World:
         return address
 
     def app(self, tenant: str = "organizations", secret: str | None = None) -> Any:
-        return self.standin.identity.msal_app(self.client["client_id"],
-                                              secret or self.client["secret"], tenant)
+        return self.standin.identity.msal_app(
+            self.client["client_id"], secret or self.client["secret"], tenant
+        )
 
-    def sign_in(self, address: str, app: Any = None, action: str = "accept",
-                ) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    def sign_in(
+        self,
+        address: str,
+        app: Any = None,
+        action: str = "accept",
+    ) -> tuple[Any, dict[str, Any], dict[str, str]]:
         """Run the auth-code flow to the redirect; returns (app, flow, callback params)."""
         app = app or self.app()
-        flow = app.initiate_auth_code_flow([IMAP_SCOPE], redirect_uri=REDIRECT_URI,
-                                           login_hint=address)
+        flow = app.initiate_auth_code_flow(
+            [IMAP_SCOPE], redirect_uri=REDIRECT_URI, login_hint=address
+        )
         url = sign_in(self.standin.identity.session(), flow["auth_uri"], address, action)
         return app, flow, redirect_params(url)
 

@@ -16,8 +16,13 @@ APP_SCOPE = ["https://outlook.office365.com/.default"]
 
 def _imaps(world: World) -> IMAPClient:
     context = ssl.create_default_context(cafile=world.standin.identity.ca_path)
-    return IMAPClient("127.0.0.1", port=world.standin.dovecot.imaps_port, ssl=True,
-                      ssl_context=context, timeout=10)
+    return IMAPClient(
+        "127.0.0.1",
+        port=world.standin.dovecot.imaps_port,
+        ssl=True,
+        ssl_context=context,
+        timeout=10,
+    )
 
 
 def _xoauth2(world: World, address: str, token: str) -> None:
@@ -50,8 +55,9 @@ def test_token_of_another_user_is_refused(world: World) -> None:
 
 
 @pytest.mark.parametrize("invalidate", ["revoke_user", "expire_access_tokens"])
-def test_invalidated_token_refused_then_fresh_token_accepted_at_once(world: World,
-                                                                     invalidate: str) -> None:
+def test_invalidated_token_refused_then_fresh_token_accepted_at_once(
+    world: World, invalidate: str
+) -> None:
     """No auth cache and no anvil penalty: rejection is immediate, recovery is too."""
     address = world.new_user()
     _, old = world.tokens(address)
@@ -108,7 +114,8 @@ def test_access_token_lifetime_applies_to_introspection(world: World) -> None:
         _xoauth2(world, address, result["access_token"])
     (account,) = app.get_accounts()
     refreshed = app.acquire_token_silent_with_error(
-        ["https://outlook.office.com/IMAP.AccessAsUser.All"], account, force_refresh=True)
+        ["https://outlook.office.com/IMAP.AccessAsUser.All"], account, force_refresh=True
+    )
     _xoauth2(world, address, refreshed["access_token"])
 
 

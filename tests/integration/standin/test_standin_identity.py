@@ -11,8 +11,11 @@ from tests.integration.standin.standin_helpers import IMAP_SCOPE, REDIRECT_URI, 
 APP_SCOPE = ["https://outlook.office365.com/.default"]
 
 
-def _token_post(world: World, data: dict[str, str], tenant: str = "organizations",
-                ) -> requests.Response:
+def _token_post(
+    world: World,
+    data: dict[str, str],
+    tenant: str = "organizations",
+) -> requests.Response:
     url = f"{world.standin.identity.base_url}/{tenant}/oauth2/v2.0/token"
     return world.standin.identity.session().post(url, data=data, timeout=10)
 
@@ -30,8 +33,11 @@ def test_discovery_lists_https_endpoints_on_the_emulator(world: World) -> None:
     """msal reads authorization/token endpoints from discovery; they must be https on us."""
     base = world.standin.identity.base_url
     tid = world.tenant["id"]
-    doc = world.standin.identity.session().get(
-        f"{base}/{tid}/v2.0/.well-known/openid-configuration", timeout=10).json()
+    doc = (
+        world.standin.identity.session()
+        .get(f"{base}/{tid}/v2.0/.well-known/openid-configuration", timeout=10)
+        .json()
+    )
     assert doc["issuer"] == f"{base}/{tid}/v2.0"
     assert doc["token_endpoint"] == f"{base}/{tid}/oauth2/v2.0/token"
     assert doc["authorization_endpoint"] == f"{base}/{tid}/oauth2/v2.0/authorize"
@@ -81,13 +87,17 @@ def test_refresh_rotates_and_old_token_stays_valid(world: World) -> None:
     assert world.control.stats()["users"][address]["refresh_token"] == 2
 
 
-@pytest.mark.parametrize(("action", "error", "code", "suberror"), [
-    ("revoke_user", "invalid_grant", 50173, "bad_token"),
-    ("expire_refresh_tokens", "invalid_grant", 700082, "bad_token"),
-    ("require_mfa", "interaction_required", 50076, "basic_action"),
-])
-def test_refresh_errors_provoked_by_control(world: World, action: str, error: str,
-                                            code: int, suberror: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "error", "code", "suberror"),
+    [
+        ("revoke_user", "invalid_grant", 50173, "bad_token"),
+        ("expire_refresh_tokens", "invalid_grant", 700082, "bad_token"),
+        ("require_mfa", "interaction_required", 50076, "basic_action"),
+    ],
+)
+def test_refresh_errors_provoked_by_control(
+    world: World, action: str, error: str, code: int, suberror: str
+) -> None:
     """Revocation, inactivity and MFA each surface in msal's result in Microsoft's shape."""
     address = world.new_user()
     app, _ = world.tokens(address)
@@ -101,8 +111,7 @@ def test_refresh_errors_provoked_by_control(world: World, action: str, error: st
 
 
 @pytest.mark.parametrize(("change", "code"), [("rotate", 7000215), ("expire", 7000222)])
-def test_client_secret_errors_are_401_invalid_client(new_world, change: str,
-                                                     code: int) -> None:
+def test_client_secret_errors_are_401_invalid_client(new_world, change: str, code: int) -> None:
     """A wrong secret → 7000215, an expired one → 7000222, both HTTP 401 invalid_client."""
     world = new_world()
     address = world.new_user()
@@ -114,9 +123,16 @@ def test_client_secret_errors_are_401_invalid_client(new_world, change: str,
     (account,) = app.get_accounts()
     via_msal = app.acquire_token_silent_with_error([IMAP_SCOPE], account, force_refresh=True)
     _assert_ms_error(via_msal, "invalid_client", code)
-    raw = _token_post(world, {"grant_type": "refresh_token", "client_id":
-                              world.client["client_id"], "client_secret": world.client["secret"],
-                              "refresh_token": result["refresh_token"], "scope": IMAP_SCOPE})
+    raw = _token_post(
+        world,
+        {
+            "grant_type": "refresh_token",
+            "client_id": world.client["client_id"],
+            "client_secret": world.client["secret"],
+            "refresh_token": result["refresh_token"],
+            "scope": IMAP_SCOPE,
+        },
+    )
     assert raw.status_code == 401
     assert raw.json()["error_codes"] == [code]
 
@@ -165,15 +181,21 @@ def test_admin_consent_lifts_consent_requirement_and_enables_app_tokens(new_worl
     _assert_ms_error(unconsented, "unauthorized_client", 700016)
 
     base = world.standin.identity.base_url
-    url = (f"{base}/organizations/v2.0/adminconsent?client_id={world.client['client_id']}"
-           f"&redirect_uri={REDIRECT_URI}&state=xyz&scope=https://outlook.office365.com/.default")
+    url = (
+        f"{base}/organizations/v2.0/adminconsent?client_id={world.client['client_id']}"
+        f"&redirect_uri={REDIRECT_URI}&state=xyz&scope=https://outlook.office365.com/.default"
+    )
     session = world.standin.identity.session()
     declined = redirect_params(sign_in(session, url, admin, action="cancel"))
     assert declined["error"] == "access_denied"
     assert declined["admin_consent"] == "True"
     granted = redirect_params(sign_in(session, url, admin))
-    assert granted == {"admin_consent": "True", "tenant": tid, "state": "xyz",
-                       "scope": "https://outlook.office365.com/.default"}
+    assert granted == {
+        "admin_consent": "True",
+        "tenant": tid,
+        "state": "xyz",
+        "scope": "https://outlook.office365.com/.default",
+    }
 
     assert "code" in world.sign_in(user)[2]
     app_token = world.app(tid).acquire_token_for_client(APP_SCOPE)
@@ -185,8 +207,12 @@ def test_injected_429_carries_retry_after_and_503_is_plain(world: World) -> None
     """Failure injection: 429 with Retry-After and a Microsoft body, then 503 plain text."""
     world.control.inject_failure(429, count=1, retry_after=7)
     world.control.inject_failure(503, count=1)
-    data = {"grant_type": "client_credentials", "client_id": world.client["client_id"],
-            "client_secret": world.client["secret"], "scope": APP_SCOPE[0]}
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": world.client["client_id"],
+        "client_secret": world.client["secret"],
+        "scope": APP_SCOPE[0],
+    }
     throttled = _token_post(world, data, world.tenant["id"])
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == "7"

@@ -154,8 +154,13 @@ def test_opaque_smime_signed_data_is_unpacked() -> None:
         b"\r\n%PDF signed\r\n--z--\r\n"
     )
     msg = simple()
-    msg.set_content(signed_data(entity), maintype="application", subtype="pkcs7-mime",
-                    params={"smime-type": "signed-data"}, filename="smime.p7m")
+    msg.set_content(
+        signed_data(entity),
+        maintype="application",
+        subtype="pkcs7-mime",
+        params={"smime-type": "signed-data"},
+        filename="smime.p7m",
+    )
     mail = parse_message(msg.as_bytes())
     assert "cuerpo firmado" in mail.text_body
     [att] = mail.attachments
@@ -166,8 +171,9 @@ def test_opaque_smime_signed_data_is_unpacked() -> None:
 def test_unreadable_smime_is_kept_with_defect() -> None:
     """A pkcs7-mime blob that is not signed-data is kept as an attachment, noted."""
     msg = simple()
-    msg.set_content(b"\x30\x03\x06\x01\x00", maintype="application", subtype="pkcs7-mime",
-                    filename="smime.p7m")
+    msg.set_content(
+        b"\x30\x03\x06\x01\x00", maintype="application", subtype="pkcs7-mime", filename="smime.p7m"
+    )
     mail = parse_message(msg.as_bytes())
     assert [a.filename for a in mail.attachments] == ["smime.p7m"]
     assert any("S/MIME" in d for d in mail.defects)

@@ -48,7 +48,10 @@ def test_registry_deduplicates_case_insensitively() -> None:
     """Names differing only in case collide on some stores, so they are suffixed too."""
     registry = NameRegistry()
     assert [registry.claim(n) for n in ("A.pdf", "a.pdf", "a.PDF", "b")] == [
-        "A.pdf", "a (1).pdf", "a (2).PDF", "b",
+        "A.pdf",
+        "a (1).pdf",
+        "a (2).PDF",
+        "b",
     ]
 
 

@@ -49,9 +49,8 @@ def test_raw_8bit_subject_falls_back_to_utf8_then_cp1252() -> None:
 
 def test_wrong_declared_charset_falls_back_with_defect() -> None:
     """A body that is not valid in its declared charset is decoded by fallback, noted."""
-    raw = (
-        b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        + "Año fiscal".encode("cp1252")
+    raw = b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + "Año fiscal".encode(
+        "cp1252"
     )
     mail = parse_message(raw)
     assert mail.text_body == "Año fiscal"

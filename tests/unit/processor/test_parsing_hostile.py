@@ -33,8 +33,12 @@ def test_zip_and_gzip_bombs_are_kept_undecompressed() -> None:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("zeros.bin", b"\x00" * 50_000_000)
     msg = with_attachment("bomb.zip", buffer.getvalue(), "application", "zip")
-    msg.add_attachment(gzip.compress(b"\x00" * 50_000_000), maintype="application",
-                       subtype="gzip", filename="bomb.gz")
+    msg.add_attachment(
+        gzip.compress(b"\x00" * 50_000_000),
+        maintype="application",
+        subtype="gzip",
+        filename="bomb.gz",
+    )
     mail = parse_message(msg.as_bytes())
     assert [a.filename for a in mail.attachments] == ["bomb.zip", "bomb.gz"]
     assert sum(a.size for a in mail.attachments) < 1_000_000
@@ -62,8 +66,11 @@ def test_deeply_nested_multiparts_hit_the_depth_limit() -> None:
     """Multipart nesting past max_depth is refused, whatever the parser would do."""
     raw = b"Content-Type: text/plain\r\n\r\nhello\r\n"
     for i in range(500):
-        raw = (b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
-               + raw + b"\r\n--b%d--\r\n" % i)
+        raw = (
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+            + raw
+            + b"\r\n--b%d--\r\n" % i
+        )
     with pytest.raises(UnparseableMail, match="nesting"):
         parse_message(b"Subject: deep\r\n" + raw)
 
