@@ -34,7 +34,10 @@ def https_session(extra_ca: Path | None, *, timeout: float = 15.0) -> requests.S
     return session
 
 
+@cache
 def tls_context(extra_ca: Path | None) -> ssl.SSLContext:
+    """One client context per process: building one re-reads the CA store, which was half
+    of the fetcher's CPU when made per login (BENCHMARKS.md). Contexts are thread-safe."""
     context = ssl.create_default_context()
     if extra_ca is not None:
         context.load_verify_locations(cafile=str(extra_ca))

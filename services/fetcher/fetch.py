@@ -153,6 +153,8 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
     position = sync.position_after_select(known, status.uidvalidity)
     unseen = session.unseen_uids()
     stats = RunStats(unread=len(unseen))
+    if not unseen:
+        return stats
     with deps.pool.connection() as conn:
         stored = store.stored_uids(conn, mailbox.id, mailbox.folder, position.uidvalidity, unseen)
     _finish_stored(deps, mailbox, session, [s for s in stored.values() if not s.post_action_done])

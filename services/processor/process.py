@@ -36,13 +36,14 @@ def process_message(deps: ProcessDeps, raw_id: int) -> str:
     started = time.monotonic()
     with deps.pool.connection() as conn:
         raw = store.load_raw(conn, raw_id)
+        conn.commit()  # nothing is held open while the mail is parsed
         if raw is None:
             raise RawMessageMissing(f"raw message {raw_id} does not exist")
-        if store.document_exists(conn, raw_id):
+        if raw.has_document:
             return "duplicate"
-    mail, state, reason = _parse(raw, deps.max_message_bytes)
-    with deps.pool.connection() as conn, conn.transaction():
-        document_id = store.write_document(conn, raw, mail, state=state, reason=reason)
+        mail, state, reason = _parse(raw, deps.max_message_bytes)
+        with conn.transaction():
+            document_id = store.write_document(conn, raw, mail, state=state, reason=reason)
     if document_id is None:
         return "duplicate"
     metrics.DOCUMENTS.labels(state).inc()

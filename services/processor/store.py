@@ -32,6 +32,7 @@ class RawMail:
     size: int
     sha256: str
     fetched_at: datetime
+    has_document: bool
 
 
 def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
@@ -39,7 +40,8 @@ def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
         "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
         " CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
         "   FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END AS raw,"
-        " r.headers, r.too_large, r.size, r.sha256, r.fetched_at"
+        " r.headers, r.too_large, r.size, r.sha256, r.fetched_at,"
+        " EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id) AS has_document"
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id WHERE r.id = %s",
         (raw_id,),
     ).fetchone()
@@ -56,11 +58,6 @@ def document_id_for(raw: RawMail) -> uuid.UUID:
     """Stable for one stored mail, and distinct across installations and database
     restores: the mailbox and the content hash go into it, not only the row id."""
     return events.stable_id("document", raw.mailbox, raw.sha256, raw.id)
-
-
-def document_exists(conn: Connection[Any], raw_id: int) -> bool:
-    row = conn.execute("SELECT 1 FROM documents WHERE raw_message_id = %s", (raw_id,)).fetchone()
-    return row is not None
 
 
 def write_document(

@@ -8,6 +8,7 @@ with the same id, which the ERP de-duplicates (at-least-once, stable ids).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from services.relay.publisher import EventPublisher
 log = structlog.get_logger(__name__)
 
 BATCH = 200
+BACKLOG_EVERY = 1.0
 
 PENDING = Gauge("bandeja_outbox_pending", "Outbox events not yet published")
 OLDEST_AGE = Gauge(
@@ -82,11 +84,15 @@ class Relay:
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         listener = NotificationListener(self._dsn, OUTBOX_CHANNEL)
+        reported_at = 0.0
         while not stop.is_set():
             self.heartbeat.beat()
             try:
                 count = self.relay_batch()
-                self.report_backlog()
+                # Counting the outbox after every batch cost a sixth of the relay's time.
+                if time.monotonic() - reported_at > BACKLOG_EVERY:
+                    self.report_backlog()
+                    reported_at = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - the relay outlives DB and broker outages
                 log.warning("relay_error", error_type=type(exc).__name__, error=str(exc)[:200])
                 stop.wait(1.0)
