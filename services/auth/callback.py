@@ -74,9 +74,14 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
     claims = result.claims
     address = str(claims.get("preferred_username") or login_hint or "").lower()
     tenant_id = str(claims.get("tid") or "")
-    if not address or not tenant_id:
+    if not address or not _GUID.match(tenant_id):
         incomplete = Classification("config", "id_token_incomplete", "invalid_id_token")
         return failure_page(ctx, request, lang, incomplete, login_hint)
+    if login_hint and address != login_hint:
+        # Someone asked to connect one mailbox and signed in as another: connecting the
+        # other one silently would surprise them (and their administrator).
+        wrong = Classification("reauth", "wrong_account", "account_mismatch")
+        return failure_page(ctx, request, lang, wrong, login_hint)
     now = datetime.now(UTC)
     with ctx.pool.connection() as conn, conn.transaction():
         mailbox = store.connect_mailbox(

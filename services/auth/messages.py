@@ -35,6 +35,12 @@ _BY_REASON: dict[str, Messages] = {
         "es": "Se rechazó el consentimiento. Vuelva a conectar y acepte los permisos.",
         "en": "Consent was declined. Reconnect and accept the permissions.",
     },
+    "wrong_account": {
+        "es": "Inició sesión con otra cuenta distinta del buzón que quería conectar."
+        " Vuelva a intentarlo con la cuenta del buzón.",
+        "en": "You signed in with a different account than the mailbox you wanted to connect."
+        " Try again with the mailbox's account.",
+    },
     "user_cancelled": {
         "es": "Se canceló el inicio de sesión. Puede intentarlo de nuevo cuando quiera.",
         "en": "Sign-in was cancelled. You can try again at any time.",

@@ -236,3 +236,20 @@ def test_rotate_keys_reencrypts_every_token(
         )
     finally:
         only_new.stop()
+
+
+def test_signing_in_as_another_account_connects_nothing(
+    standin: StandIn, tenant: dict, services: Services
+) -> None:
+    """Asked to connect one mailbox but signed in as another: refused with a clear page,
+    and no mailbox is created for either."""
+    wanted = new_address(tenant, "wanted")
+    other = new_address(tenant, "other")
+    for address in (wanted, other):
+        standin.identity.control.create_user(address, tenant=tenant["id"])
+    browser, authorize = _start_sign_in(services, wanted)
+    callback = sign_in(standin.identity.session(), authorize, other)
+    page = browser.get(callback, timeout=15)
+    assert page.status_code == 400
+    assert 'data-outcome="wrong_account"' in page.text
+    assert services.admin_get("/api/mailboxes").json() == []
