@@ -192,7 +192,11 @@ class DovecotRunner:
         self.directory = Path(directory).resolve()
         self.introspection_url = introspection_url
         self.ca_dir = Path(ca_dir)
-        self.ports = Ports(imap_port or free_port(), imaps_port or free_port())
+        imap = imap_port or free_port()
+        imaps = imaps_port or free_port()
+        while imaps == imap:  # two free-port probes can return the same port
+            imaps = free_port()
+        self.ports = Ports(imap, imaps)
         self.master_password = secrets.token_urlsafe(18)
         self._process: subprocess.Popen[bytes] | None = None
         self._root = self.directory

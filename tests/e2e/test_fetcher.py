@@ -94,20 +94,22 @@ def test_fetcher_killed_mid_batch_loses_and_duplicates_nothing(
     env = services.env
     for _ in range(3):
         fetcher = ServiceProcess("fetcher", env, services.log_dir, free_port())
-        fetcher.wait_ready()
-        before = len(query(dsn, "SELECT id FROM raw_messages"))
-        wait_until(
-            lambda b=before: len(query(dsn, "SELECT id FROM raw_messages")) >= b + 40,
-            60,
-            interval=0.05,
-            what="a few batches",
-        )
-        fetcher.stop(signal.SIGKILL)
+        try:
+            fetcher.wait_ready()
+            before = len(query(dsn, "SELECT id FROM raw_messages"))
+            wait_until(
+                lambda b=before: len(query(dsn, "SELECT id FROM raw_messages")) >= b + 40,
+                60,
+                interval=0.05,
+                what="a few batches",
+            )
+        finally:
+            fetcher.stop(signal.SIGKILL)
         if before + 40 >= total:
             break
     fetcher = ServiceProcess("fetcher", env, services.log_dir, free_port())
-    fetcher.wait_ready()
     try:
+        fetcher.wait_ready()
         wait_until(lambda: len(_documents(dsn)) >= total, 120, what="all documents")
         time.sleep(3)
         docs = _documents(dsn)

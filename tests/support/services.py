@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 from cryptography.fernet import Fernet
 
+from standin.dovecot import die_with_parent
 from standin.testing import StandIn
 
 CLIENT_ID = "bandeja-test-client"
@@ -73,6 +74,8 @@ class ServiceProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # A test that fails before stopping it must not leave a service behind.
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
 
     @property
@@ -132,8 +135,12 @@ class Services:
         for command in commands or ("auth", "fetcher", "processor", "relay"):
             port = int(self.env["BANDEJA_HTTP_PORT"]) if command == "auth" else free_port()
             self.running[command] = ServiceProcess(command, self.env, self.log_dir, port)
-        for proc in self.running.values():
-            proc.wait_ready()
+        try:
+            for proc in self.running.values():
+                proc.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> dict[str, int]:
