@@ -108,15 +108,7 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
     login_hint = clean_login_hint(request.query_params.get("login_hint"))
     lang = pick_lang(request)
     if login_hint == "":
-        return pages.render(
-            request,
-            lang=lang,
-            ok=False,
-            outcome="bad_login_hint",
-            status_code=400,
-            title=pages.text("failed_title", lang),
-            message=pages.text("bad_login_hint", lang),
-        )
+        return pages.refusal(request, lang, "bad_login_hint")
     try:
         flow = ctx.identity.start_sign_in(login_hint)
     except IdentityFailure as failure:

@@ -52,16 +52,7 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
     if flow_row is None:
         log.warning("oauth_callback_bad_state")
         lang = pages.pick_lang(request)
-        return pages.render(
-            request,
-            lang=lang,
-            ok=False,
-            outcome="bad_state",
-            status_code=400,
-            title=pages.text("failed_title", lang),
-            message=pages.text("bad_state", lang),
-            retry_url=f"{ctx.settings.public_url}/connect",
-        )
+        return pages.refusal(request, lang, "bad_state", f"{ctx.settings.public_url}/connect")
     lang = pages.pick_lang(request, flow_row["lang"])
     login_hint = flow_row["login_hint"]
     if "error" in params:
@@ -170,16 +161,8 @@ def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
         )
     lang = pages.pick_lang(request, flow_row["lang"] if flow_row else None)
     if flow_row is None:
-        return pages.render(
-            request,
-            lang=lang,
-            ok=False,
-            outcome="bad_state",
-            status_code=400,
-            title=pages.text("failed_title", lang),
-            message=pages.text("bad_state", lang),
-            retry_url=f"{ctx.settings.public_url}/admin-consent",
-        )
+        retry = f"{ctx.settings.public_url}/admin-consent"
+        return pages.refusal(request, lang, "bad_state", retry)
     if "error" in params or params.get("admin_consent", "").lower() != "true":
         return failure_page(ctx, request, lang, callback_error(params), None, params)
     tenant = params.get("tenant", "")

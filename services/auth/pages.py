@@ -91,3 +91,19 @@ def render(
         **extra,
     )
     return HTMLResponse(html, status_code=status_code)
+
+
+def refusal(
+    request: Request, lang: str, outcome: str, retry_url: str | None = None
+) -> HTMLResponse:
+    """A 400 page for a request we refuse outright (bad state, bad address)."""
+    return render(
+        request,
+        lang=lang,
+        ok=False,
+        outcome=outcome,
+        status_code=400,
+        title=text("failed_title", lang),
+        message=text(outcome, lang),
+        retry_url=retry_url,
+    )

@@ -73,16 +73,4 @@ def _headers_only(head: bytes) -> ParsedMail:
     try:
         return parse_headers_only(head)
     except UnparseableMail:
-        return ParsedMail(
-            message_id=None,
-            subject="",
-            from_=None,
-            from_address=None,
-            to=[],
-            date=None,
-            text_body="",
-            html_body=None,
-            attachments=[],
-            invoices=[],
-            defects=["unreadable headers"],
-        )
+        return ParsedMail.bodiless(defects=["unreadable headers"])

@@ -14,7 +14,7 @@ from standin.control import sign_in
 from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.support.events import EventConsumer
-from tests.support.flows import connect_mailbox
+from tests.support.flows import connect_mailbox, start_sign_in
 from tests.support.infra import TestDatabase, TestVhost
 from tests.support.mail import invoice_mail
 from tests.support.services import ADMIN_TOKEN, ServiceProcess, Services, free_port, service_env
@@ -22,16 +22,7 @@ from tests.support.waiting import query, wait_until
 
 
 def _start_sign_in(services: Services, address: str) -> tuple[requests.Session, str]:
-    browser = requests.Session()
-    browser.trust_env = False
-    start = browser.get(
-        f"{services.auth_url}/connect",
-        params={"login_hint": address},
-        allow_redirects=False,
-        timeout=15,
-    )
-    assert start.status_code == 302
-    return browser, start.headers["location"]
+    return start_sign_in(services.auth_url, address)
 
 
 def test_cancelled_sign_in_ends_on_a_spanish_page_with_a_retry_link(

@@ -7,9 +7,8 @@ import time
 import requests
 
 from standin.testing import StandIn
-from tests.conftest import new_address
 from tests.support.events import EventConsumer
-from tests.support.flows import connect_mailbox
+from tests.support.flows import connect_mailbox, connect_new_mailbox
 from tests.support.mail import invoice_mail
 from tests.support.services import ADMIN_TOKEN, Services
 from tests.support.waiting import metric_value, query, wait_until
@@ -21,11 +20,7 @@ def _state(services: Services, address: str) -> str | None:
 
 
 def _connected(standin: StandIn, services: Services, tenant: dict, name: str = "user") -> str:
-    address = new_address(tenant, name)
-    standin.identity.control.create_user(address, tenant=tenant["id"])
-    page = connect_mailbox(services.auth_url, standin, address)
-    assert page.status_code == 200, page.text
-    return address
+    return connect_new_mailbox(standin, services.auth_url, tenant, name)
 
 
 def test_revoked_grant_moves_mailbox_to_needs_reauth_once(

@@ -13,7 +13,7 @@ from standin.exchange.server import ExchangeProxy
 from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.support.events import EventConsumer
-from tests.support.flows import connect_mailbox
+from tests.support.flows import connect_mailbox, connect_new_mailbox
 from tests.support.mail import invoice_mail
 from tests.support.services import ServiceProcess, Services, free_port
 from tests.support.waiting import metric_value, query, wait_until
@@ -44,10 +44,7 @@ def start_exo_services(
 
 
 def _connect(standin: StandIn, services: Services, tenant: dict, name: str) -> str:
-    address = new_address(tenant, name)
-    standin.identity.control.create_user(address, tenant=tenant["id"])
-    assert connect_mailbox(services.auth_url, standin, address).status_code == 200
-    return address
+    return connect_new_mailbox(standin, services.auth_url, tenant, name)
 
 
 def _documents(services: Services) -> list[dict]:

@@ -15,7 +15,7 @@ from standin.control import redirect_params, sign_in
 from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.security.conftest import StartAuth
-from tests.support.flows import connect_mailbox
+from tests.support.flows import connect_mailbox, start_sign_in
 from tests.support.services import ADMIN_TOKEN, Services
 
 
@@ -34,15 +34,7 @@ def _mailbox_count(auth: Services) -> int:
 
 def _start(auth: Services, address: str) -> tuple[requests.Session, str]:
     """GET /connect; return the browser and the authorize URL it was sent to."""
-    browser = _browser()
-    start = browser.get(
-        f"{auth.auth_url}/connect",
-        params={"login_hint": address},
-        allow_redirects=False,
-        timeout=15,
-    )
-    assert start.status_code == 302, start.text
-    return browser, start.headers["location"]
+    return start_sign_in(auth.auth_url, address)
 
 
 def _assert_refused(response: requests.Response) -> None:

@@ -17,6 +17,7 @@ from standin.control import sign_in
 from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.support.events import EventConsumer
+from tests.support.flows import start_sign_in
 from tests.support.mail import invoice_mail
 from tests.support.services import ADMIN_TOKEN, CLIENT_SECRET, Services
 
@@ -125,15 +126,8 @@ def test_no_token_or_secret_appears_in_plaintext_anywhere(
     env = services.env
     pages: list[str] = []
     with TokenHarvester(env["BANDEJA_DATABASE_URL"], env["BANDEJA_TOKEN_KEYS"]) as harvest:
-        browser = requests.Session()
-        browser.trust_env = False
-        start = browser.get(
-            f"{services.auth_url}/connect",
-            params={"login_hint": address},
-            allow_redirects=False,
-            timeout=15,
-        )
-        callback_url = sign_in(standin.identity.session(), start.headers["location"], address)
+        browser, authorize = start_sign_in(services.auth_url, address)
+        callback_url = sign_in(standin.identity.session(), authorize, address)
         code = requests.utils.urlparse(callback_url).query
         code = dict(p.split("=", 1) for p in code.split("&"))["code"]
         assert browser.get(callback_url, timeout=30).status_code == 200

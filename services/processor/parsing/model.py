@@ -70,3 +70,18 @@ class ParsedMail:
     attachments: list[Attachment] = field(default_factory=list)
     invoices: list[InvoiceData] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+
+    @classmethod
+    def bodiless(cls, text: str = "", defects: list[str] | None = None) -> ParsedMail:
+        """A mail with no usable headers: only a text body (possibly empty) and defects."""
+        return cls(
+            message_id=None,
+            subject="",
+            from_=None,
+            from_address=None,
+            to=[],
+            date=None,
+            text_body=text,
+            html_body=None,
+            defects=defects or [],
+        )

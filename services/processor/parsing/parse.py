@@ -83,14 +83,4 @@ def _headerless(data: bytes) -> ParsedMail:
         raise UnparseableMail("no mail headers and the content is binary, not a MIME message")
     defects = ["no mail headers: not a MIME message; kept the text as the body"]
     text = decode_text(data, None, defects, "body")
-    return ParsedMail(
-        message_id=None,
-        subject="",
-        from_=None,
-        from_address=None,
-        to=[],
-        date=None,
-        text_body=text,
-        html_body=None,
-        defects=defects,
-    )
+    return ParsedMail.bodiless(text, defects)
