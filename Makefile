@@ -15,7 +15,7 @@ system-packages:
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,standin]'
+	$(PY) -m pip install -q -e '.[test,standin,bench]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 lint: setup
