@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import psycopg
 import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -25,6 +27,7 @@ from common.broker import PROCESS_QUEUE, send
 from common.errors import (
     BandejaError,
     MailboxUnavailable,
+    ServiceUnavailable,
     Throttled,
     TokenNotReady,
     TransientError,
@@ -36,6 +39,7 @@ from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
 from services.fetcher.imap import ImapSession
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # A token this close to expiry is not worth a login: Exchange would end the session
 # with BYE AccessTokenExpired mid-fetch (MS365.md §6). Short, because a fetch run is short
@@ -64,8 +68,12 @@ class RunStats:
 def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
     """Run one fetch; return the result label. Failures are recorded on the mailbox."""
     started = time.monotonic()
-    with deps.pool.connection() as conn:
-        mailbox = store.acquire_lease(conn, mailbox_id, deps.owner)
+    try:
+        with deps.pool.connection() as conn:
+            mailbox = store.acquire_lease(conn, mailbox_id, deps.owner)
+    except psycopg.Error as exc:
+        log.warning("fetch_skipped_database_unavailable", error_type=type(exc).__name__)
+        return "skipped"  # the scheduler enqueues it again once the database answers
     if mailbox is None:
         metrics.FETCH_RUNS.labels("skipped").inc()
         return "skipped"
@@ -73,11 +81,21 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
     try:
         with _tenant_slot(deps, mailbox):
             stats = _run(deps, mailbox)
+        _with_database_retries(partial(_release_ok, deps, mailbox.id))
     except BandejaError as exc:
-        result = _record_failure(deps, mailbox, exc)
+        result = _with_database_retries(partial(_record_failure, deps, mailbox, exc)) or "error"
+    except psycopg.Error as exc:
+        # The database went away mid-run: nothing was marked read that is not stored
+        # (the post-action follows the commit), so the next run picks up where this one was.
+        log.warning(
+            "fetch_interrupted_database_unavailable",
+            mailbox_id=mailbox.id,
+            error_type=type(exc).__name__,
+        )
+        failure = ServiceUnavailable(f"database unavailable: {type(exc).__name__}")
+        record = partial(_record_failure, deps, mailbox, failure)
+        result = _with_database_retries(record) or "error"
     else:
-        with deps.pool.connection() as conn:
-            store.release_ok(conn, mailbox.id, deps.owner)
         result = "ok"
         log.info(
             "fetch_finished",
@@ -89,6 +107,29 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
     metrics.FETCH_RUNS.labels(result).inc()
     metrics.FETCH_DURATION.observe(time.monotonic() - started)
     return result
+
+
+def _release_ok(deps: FetchDeps, mailbox_id: int) -> None:
+    with deps.pool.connection() as conn:
+        store.release_ok(conn, mailbox_id, deps.owner)
+
+
+def _with_database_retries(
+    action: Callable[[], T], attempts: int = 12, pause: float = 2.0
+) -> T | None:
+    """Run a bookkeeping write, riding out a short database outage.
+
+    Giving up leaves the mailbox lease to expire on its own (store.LEASE_TTL).
+    """
+    for attempt in range(attempts):
+        try:
+            return action()
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                log.warning("fetch_bookkeeping_abandoned")
+                return None
+            time.sleep(pause)
+    return None
 
 
 class TenantBusy(TransientError):

@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import structlog
 from imapclient.exceptions import IMAPClientAbortError
 from psycopg import Connection
@@ -68,6 +69,10 @@ class IdleWatcher:
             except BandejaError as exc:
                 failures += 1
                 self.stop.wait(self._pause_after(exc, failures))
+            except psycopg.Error as exc:  # the database is away; IDLE waits for it
+                failures += 1
+                log.info("idle_database_unavailable", error_type=type(exc).__name__)
+                self.stop.wait(min(30.0, 2.0 * failures))
 
     def _pause_after(self, exc: BandejaError, failures: int) -> float:
         if isinstance(exc, TokenRejected):
@@ -206,6 +211,8 @@ class IdleSupervisor:
         return {r["id"] for r in rows}
 
     def cycle(self) -> None:
+        for mailbox_id in [m for m, w in self.watchers.items() if not w.thread.is_alive()]:
+            del self.watchers[mailbox_id]  # a watcher that died is replaced below
         wanted = self._renew() if self.watchers else set()
         for mailbox_id in [m for m in self.watchers if m not in wanted]:
             self.watchers.pop(mailbox_id).stop.set()
