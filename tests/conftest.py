@@ -38,21 +38,24 @@ def vhost() -> Iterator[TestVhost]:
 
 
 @pytest.fixture(scope="session")
-def auth_port() -> int:
-    """The auth service's port for this session: its redirect URIs are registered with it."""
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def standin(tmp_path_factory: pytest.TempPathFactory, auth_port: int) -> Iterator[StandIn]:
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
     directory = tmp_path_factory.mktemp("standin")
     directory.chmod(0o755)
     with StandIn(directory) as stand_in:
-        base = f"http://127.0.0.1:{auth_port}"
-        stand_in.identity.control.register_client(
-            CLIENT_ID, CLIENT_SECRET, [f"{base}/oauth/callback", f"{base}/admin-consent/callback"]
-        )
         yield stand_in
+
+
+@pytest.fixture(scope="session")
+def auth_port(standin: StandIn) -> int:
+    """The auth service's port for this session, chosen once the stand-in listens (so
+    nothing of it can hold the port) and reserved against later picks; the app's
+    redirect URIs are registered with it."""
+    port = free_port(reserve=True)
+    base = f"http://127.0.0.1:{port}"
+    standin.identity.control.register_client(
+        CLIENT_ID, CLIENT_SECRET, [f"{base}/oauth/callback", f"{base}/admin-consent/callback"]
+    )
+    return port
 
 
 @pytest.fixture

@@ -21,10 +21,23 @@ CLIENT_SECRET = "test-client-secret-9f2c7e"
 ADMIN_TOKEN = "test-admin-token-4b1d0a"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_reserved: set[int] = set()
+
+
+def free_port(*, reserve: bool = False) -> int:
+    """A port nothing listens on now and that no earlier caller reserved.
+
+    The auth port is chosen once per session (redirect URIs are registered with it) and
+    reserved, so a worker's metrics server can never take it between two tests.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _reserved:
+            if reserve:
+                _reserved.add(port)
+            return port
 
 
 def service_env(
