@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -176,15 +176,8 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
 
 def _usable_token(deps: FetchDeps, mailbox_id: int) -> str:
     with deps.pool.connection() as conn:
-        ciphertext, expires_at = store.access_token(conn, mailbox_id)
-        if (
-            ciphertext is None
-            or expires_at is None
-            or expires_at - TOKEN_MARGIN < datetime.now(UTC)
-        ):
-            request_refresh(conn, mailbox_id)
-            raise TokenNotReady(mailbox_id)
-    return deps.cipher.decrypt(ciphertext)
+        token, _ = store.usable_access_token(conn, deps.cipher, mailbox_id, TOKEN_MARGIN)
+    return token
 
 
 def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) -> RunStats:

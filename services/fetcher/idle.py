@@ -26,7 +26,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.db import MAILBOX_CHANNEL
-from common.errors import BandejaError, Throttled
+from common.errors import BandejaError, Throttled, TokenNotReady
 from common.health import Heartbeat
 from common.settings import Settings
 from common.tokens import TokenCipher, request_refresh
@@ -75,7 +75,7 @@ class IdleWatcher:
                 self.stop.wait(min(30.0, 2.0 * failures))
 
     def _pause_after(self, exc: BandejaError, failures: int) -> float:
-        if isinstance(exc, TokenRejected):
+        if isinstance(exc, TokenRejected | TokenNotReady):
             with self._sup.pool.connection() as conn:
                 request_refresh(conn, self.mailbox_id)
             return 2.0
@@ -143,15 +143,7 @@ class IdleWatcher:
 
     def _token(self) -> tuple[str, datetime]:
         with self._sup.pool.connection() as conn:
-            ciphertext, expires_at = store.access_token(conn, self.mailbox_id)
-            if (
-                ciphertext is None
-                or expires_at is None
-                or expires_at - TOKEN_MARGIN < datetime.now(UTC)
-            ):
-                request_refresh(conn, self.mailbox_id)
-                raise TokenRejected("access token missing or about to expire")
-        return self._sup.cipher.decrypt(ciphertext), expires_at
+            return store.usable_access_token(conn, self._sup.cipher, self.mailbox_id, TOKEN_MARGIN)
 
 
 def _raise_on_bye(responses: list[Any]) -> None:

@@ -80,7 +80,9 @@ class Scheduler:
             with self._pool.connection() as conn:
                 row = conn.execute(
                     "SELECT extract(epoch FROM min(next_fetch_at) - now()) AS s FROM mailboxes"
-                    " WHERE state = 'active'"
+                    # The same mailboxes claim_due could take: one that is due but leased
+                    # would otherwise make this loop spin until its run ends.
+                    " WHERE state = 'active' AND (lease_until IS NULL OR lease_until < now())"
                 ).fetchone()
         except Exception:  # noqa: BLE001 - the loop's own error handling covers the DB
             return 1.0

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 from psycopg import Connection
 
 from common import events
+from common.errors import TokenNotReady
+from common.tokens import TokenCipher, request_refresh
 from services.fetcher.sync import FolderPosition
 
 LEASE_TTL = timedelta(seconds=90)
@@ -101,14 +103,26 @@ def release_failed(
     )
 
 
-def access_token(conn: Connection[Any], mailbox_id: int) -> tuple[bytes | None, Any]:
+def usable_access_token(
+    conn: Connection[Any], cipher: TokenCipher, mailbox_id: int, margin: timedelta
+) -> tuple[str, datetime]:
+    """The mailbox's access token and its expiry, if it outlives ``margin``.
+
+    Otherwise auth is asked for a forced refresh and TokenNotReady is raised: the
+    fetcher never calls the token endpoint itself.
+    """
     row = conn.execute(
         "SELECT access_token, access_expires_at FROM mailbox_tokens WHERE mailbox_id = %s",
         (mailbox_id,),
     ).fetchone()
-    if row is None:
-        return None, None
-    return row["access_token"], row["access_expires_at"]
+    if row is None or row["access_token"] is None or row["access_expires_at"] is None:
+        request_refresh(conn, mailbox_id)
+        raise TokenNotReady(mailbox_id)
+    expires_at: datetime = row["access_expires_at"]
+    if expires_at - margin < datetime.now(UTC):
+        request_refresh(conn, mailbox_id)
+        raise TokenNotReady(mailbox_id)
+    return cipher.decrypt(row["access_token"]), expires_at
 
 
 def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> FolderPosition | None:
