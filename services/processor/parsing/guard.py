@@ -12,8 +12,12 @@ from common.errors import UnparseableMail
 
 from .model import ParseLimits
 
-_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\r\n;]{1,200})', re.IGNORECASE)
-_DELIMITER = re.compile(rb"^--([^\r\n]{1,250})", re.MULTILINE)
+# Both patterns begin with a literal, which lets the regex engine skip ahead with a fast
+# substring search; IGNORECASE or a MULTILINE "^" would make it try every byte of the mail
+# instead (the difference is most of a millisecond on a 60 KB mail). Case is handled by
+# matching against a lowered copy and reading the value back from the original bytes.
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\r\n;]{1,200})')
+_DELIMITER = re.compile(rb"\n--([^\r\n]{1,250})")
 _SAMPLE = 64 * 1024
 # Text mail has almost no C0 controls besides tab, CR, LF and FF.
 _BINARY_SHARE = 0.1
@@ -34,14 +38,16 @@ def check_input(raw: object, limits: ParseLimits) -> bytes:
 
 def check_structure(raw: bytes, limits: ParseLimits) -> None:
     """Estimate part count and multipart depth from the boundary lines alone."""
-    declared = {m.group(1).strip().rstrip(b'"') for m in _BOUNDARY.finditer(raw)}
+    declared = {
+        raw[m.start(1) : m.end(1)].strip().rstrip(b'"') for m in _BOUNDARY.finditer(raw.lower())
+    }
     if not declared:
         return
     if len(declared) > limits.max_parts:
         raise UnparseableMail(f"more than {limits.max_parts} multipart boundaries")
     open_stack: list[bytes] = []
     delimiters = 0
-    for match in _DELIMITER.finditer(raw):
+    for match in _DELIMITER.finditer(b"\n" + raw):
         token = match.group(1).rstrip(b" \t")
         closing = token.endswith(b"--") and token[:-2] in declared
         boundary = token[:-2] if closing else token
