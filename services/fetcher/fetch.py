@@ -54,7 +54,10 @@ class FetchDeps:
     settings: Settings
     pool: ConnectionPool[Connection[Any]]
     cipher: TokenCipher
-    enqueue: Callable[[int], None] = lambda raw_id: send(PROCESS_QUEUE, "process_message", raw_id)
+    # One processing message per stored batch: the processor writes it in one transaction.
+    enqueue: Callable[[list[int]], None] = lambda raw_ids: send(
+        PROCESS_QUEUE, "process_messages", raw_ids
+    )
     owner: str = socket.gethostname()
 
 
@@ -298,9 +301,8 @@ def _finish_stored(
     """Enqueue processing (confirmed by the broker), then apply the post-action."""
     if not mails:
         return
-    for mail in mails:
-        deps.enqueue(mail.raw_id)
     raw_ids = [m.raw_id for m in mails]
+    deps.enqueue(raw_ids)
     with deps.pool.connection() as conn:
         store.mark_enqueued(conn, raw_ids)
         # Read now, not at lease time: a setting changed mid-run applies to this batch.

@@ -1,14 +1,27 @@
-"""The processor's dramatiq actor: thin, by id."""
+"""The processor's dramatiq actors: thin, by id."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import dramatiq
 
 from common.broker import PROCESS_QUEUE
 from common.errors import PermanentError
-from services.processor.process import ProcessDeps, process_message
+from services.processor.process import ProcessDeps, process_messages
 
 _deps: ProcessDeps | None = None
+
+# Retries cover a database or broker outage (about 10 minutes in all, under RabbitMQ's
+# 30-minute consumer_timeout for delayed messages); then the message is dead-lettered
+# to process.XQ while its raw bytes stay in raw_messages.
+_RETRIES: dict[str, Any] = {
+    "queue_name": PROCESS_QUEUE,
+    "max_retries": 8,
+    "min_backoff": 1_000,
+    "max_backoff": 120_000,
+    "throws": (PermanentError,),
+}
 
 
 def bind(deps: ProcessDeps) -> None:
@@ -16,18 +29,20 @@ def bind(deps: ProcessDeps) -> None:
     _deps = deps
 
 
-# Retries cover a database or broker outage (about 10 minutes in all, under RabbitMQ's
-# 30-minute consumer_timeout for delayed messages); then the message is dead-lettered
-# to process.XQ while its raw bytes stay in raw_messages.
-@dramatiq.actor(
-    actor_name="process_message",
-    queue_name=PROCESS_QUEUE,
-    max_retries=8,
-    min_backoff=1_000,
-    max_backoff=120_000,
-    time_limit=2 * 60 * 1000,
-    throws=(PermanentError,),
-)
-def process_message_actor(raw_id: int) -> None:
+def _bound() -> ProcessDeps:
     assert _deps is not None, "services.processor.actors.bind() was not called"
-    process_message(_deps, raw_id)
+    return _deps
+
+
+# What the fetcher sends: the mails one fetch batch stored, written in one transaction.
+# The limit allows for a batch of 16 MB (the fetcher's cap) on a loaded machine.
+@dramatiq.actor(actor_name="process_messages", time_limit=10 * 60 * 1000, **_RETRIES)
+def process_messages_actor(raw_ids: list[int]) -> None:
+    process_messages(_bound(), raw_ids)
+
+
+# One mail by id: for an operator re-driving a dead letter, and for messages sent by a
+# fetcher of an earlier release during a rolling upgrade.
+@dramatiq.actor(actor_name="process_message", time_limit=2 * 60 * 1000, **_RETRIES)
+def process_message_actor(raw_id: int) -> None:
+    process_messages(_bound(), [raw_id])

@@ -7,6 +7,7 @@ processing the same stored mail twice changes nothing and re-publishes nothing n
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,19 +36,22 @@ class RawMail:
     has_document: bool
 
 
-def load_raw(conn: Connection[Any], raw_id: int) -> RawMail | None:
-    row = conn.execute(
+def load_raws(conn: Connection[Any], raw_ids: Sequence[int]) -> list[RawMail]:
+    """The stored mails among ``raw_ids`` (missing ids are simply absent), in id order."""
+    rows = conn.execute(
         "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
         " CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
         "   FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END AS raw,"
         " r.headers, r.too_large, r.size, r.sha256, r.fetched_at,"
         " EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id) AS has_document"
-        " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id WHERE r.id = %s",
-        (raw_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    return RawMail(**{**row, "raw": _bytes(row["raw"]), "headers": _bytes(row["headers"])})
+        " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"
+        " WHERE r.id = ANY(%s) ORDER BY r.id",
+        (list(raw_ids),),
+    ).fetchall()
+    return [
+        RawMail(**{**row, "raw": _bytes(row["raw"]), "headers": _bytes(row["headers"])})
+        for row in rows
+    ]
 
 
 def _bytes(value: Any) -> bytes | None:

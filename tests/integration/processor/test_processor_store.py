@@ -1,4 +1,5 @@
-"""process_message against the real PostgreSQL: corpus, idempotency, failures (issue 5)."""
+"""process_message(s) against the real PostgreSQL: corpus, idempotency, failures, batches
+(issues 5 and 8)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from common.db import create_pool
-from services.processor.process import ProcessDeps, RawMessageMissing, process_message
+from services.processor.process import (
+    ProcessDeps,
+    RawMessageMissing,
+    process_message,
+    process_messages,
+)
 from tests.support.events import validate_event
 from tests.support.infra import TestDatabase
 from tests.support.mail import invoice_mail
@@ -66,13 +72,18 @@ def corpus_files() -> list[Path]:
 def test_every_corpus_mail_ends_as_a_processed_or_failed_document(
     pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
 ) -> None:
-    """130 real-world mails: each is one document, ``processed`` or ``failed`` with a
-    reason, each with exactly one event that matches its schema; none is lost."""
+    """130 real-world mails, in batches of 20 as the fetcher sends them: each is one
+    document, ``processed`` or ``failed`` with a reason, each with exactly one event that
+    matches its schema; none is lost."""
     files = corpus_files()
     deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
-    for uid, path in enumerate(files, start=1):
-        raw_id = store_raw(clean_database.dsn, mailbox_id, uid, path.read_bytes())
-        assert process_message(deps, raw_id) in ("processed", "failed")
+    raw_ids = [
+        store_raw(clean_database.dsn, mailbox_id, uid, path.read_bytes())
+        for uid, path in enumerate(files, start=1)
+    ]
+    for start in range(0, len(raw_ids), 20):
+        outcomes = process_messages(deps, raw_ids[start : start + 20])
+        assert set(outcomes.values()) <= {"processed", "failed"}
     docs = rows(clean_database.dsn, "SELECT state, reason FROM documents")
     assert len(docs) == len(files)
     assert all(d["state"] == "processed" or d["reason"] for d in docs)
@@ -122,3 +133,62 @@ def test_a_message_for_a_missing_raw_mail_is_permanent(pool: ConnectionPool) -> 
     (dead-lettered at once), not something to retry for days."""
     with pytest.raises(RawMessageMissing):
         process_message(ProcessDeps(pool=pool, max_message_bytes=1), 999_999)
+
+
+def test_a_mail_the_crm_refuses_does_not_hold_back_its_batch(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """When the CRM rejects one parsed mail (here a rule a DBA added), the others of the
+    batch are still written, and the rejected one is a ``failed`` document with a reason
+    and an event, its raw bytes kept, instead of taking the batch to the dead letters."""
+    with psycopg.connect(clean_database.dsn) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF NEW.subject LIKE '%%REFUSE%%' THEN"
+            " RAISE check_violation USING MESSAGE = 'subject not allowed'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_marked BEFORE INSERT ON documents"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_marked()"
+        )
+    mails = [invoice_mail(n, to="docs@corp.example")[0] for n in range(3)]
+    mails[1] = mails[1].replace(b"Subject: ", b"Subject: REFUSE ", 1)
+    raw_ids = [store_raw(clean_database.dsn, mailbox_id, n, m) for n, m in enumerate(mails, 1)]
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
+
+    outcomes = process_messages(deps, raw_ids)
+
+    assert outcomes == {raw_ids[0]: "processed", raw_ids[1]: "failed", raw_ids[2]: "processed"}
+    docs = rows(clean_database.dsn, "SELECT raw_message_id, state, reason FROM documents")
+    refused = next(d for d in docs if d["raw_message_id"] == raw_ids[1])
+    assert "refused" in refused["reason"]
+    events = rows(clean_database.dsn, "SELECT event FROM outbox ORDER BY created_at")
+    assert sorted(e["event"]["type"] for e in events) == [
+        "bandeja.document.failed",
+        "bandeja.document.processed",
+        "bandeja.document.processed",
+    ]
+    for row in events:
+        validate_event(row["event"])
+    [kept] = rows(clean_database.dsn, f"SELECT raw FROM raw_messages WHERE id = {raw_ids[1]}")
+    assert bytes(kept["raw"]) == mails[1]
+
+
+def test_a_batch_with_a_missing_raw_mail_writes_the_others_then_fails_permanently(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """A batch naming a mail that does not exist (deleted with its mailbox) still turns
+    the existing mails into documents; the message then fails permanently (dead letter,
+    visible), and replaying it writes nothing twice."""
+    raw_ids = [
+        store_raw(clean_database.dsn, mailbox_id, n, invoice_mail(n, to="docs@corp.example")[0])
+        for n in (1, 2)
+    ]
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
+    with pytest.raises(RawMessageMissing, match="999999"):
+        process_messages(deps, [raw_ids[0], 999_999, raw_ids[1]])
+    assert len(rows(clean_database.dsn, "SELECT id FROM documents")) == 2
+    with pytest.raises(RawMessageMissing):
+        process_messages(deps, [raw_ids[0], 999_999, raw_ids[1]])
+    assert len(rows(clean_database.dsn, "SELECT id FROM outbox")) == 2
