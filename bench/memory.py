@@ -14,9 +14,9 @@ from bench.stack import Harness, Stack
 WARM_UP = 0.2  # the first fifth of the run is warm-up
 
 
-def run(harness: Harness, mailboxes: int, per_mailbox: int,
+def run(harness: Harness, mailboxes: int, per_mailbox: int, processors: int = 1,
         mail_bytes: int = 60_000) -> dict[str, Any]:
-    stack = Stack(harness).start()
+    stack = Stack(harness, processors=processors).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
     try:
         addresses = harness.addresses("mem", mailboxes)
@@ -24,7 +24,7 @@ def run(harness: Harness, mailboxes: int, per_mailbox: int,
         stack.start_fetcher()
         sink.start()
         seeded = seed(harness.standin.dovecot, addresses, per_mailbox, mail_bytes)
-        pids = {k: v for k, v in stack.pids().items() if k in ("fetcher", "processor")}
+        pids = {k: v for k, v in stack.pids().items() if k != "auth" and k != "relay"}
         sampler = RssSampler(pids)
         sampler.start()
         started = time.monotonic()

@@ -69,8 +69,9 @@ class Stack:
     """One Bandeja: database, vhost, auth + processor + relay, and the fetcher on demand."""
 
     def __init__(self, harness: Harness, *, poll_interval: float = 2.0, idle: bool = False,
-                 ) -> None:
+                 processors: int = 1) -> None:
         self.harness = harness
+        self.processors = processors
         self.poll_interval = poll_interval
         self.idle = idle
         self.db = TestDatabase()
@@ -95,6 +96,8 @@ class Stack:
         log_dir = self.harness.directory / f"logs-{self.db.name}"
         log_dir.mkdir()
         self.services = Services(env, log_dir).start("auth", "processor", "relay")
+        if self.processors > 1:
+            self.services.add_replicas("processor", self.processors - 1)
         return self
 
     def connect(self, addresses: list[str], threads: int = 1) -> None:

@@ -15,9 +15,10 @@ from bench.stack import Harness, Stack
 
 
 def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_mailbox: int,
-        mail_bytes: int, repeats: int, profile_dir: Path | None = None) -> None:
+        mail_bytes: int, repeats: int, processors: int = 1,
+        profile_dir: Path | None = None) -> None:
     dovecot = harness.standin.dovecot
-    stack = Stack(harness).start()
+    stack = Stack(harness, processors=processors).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
     try:
         addresses = harness.addresses(f"tp{mail_bytes // 1000}k", mailboxes)
@@ -50,6 +51,7 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
         fresh()
         result, _ = bandeja_e2e.run(stack, sink, seeded, "Bandeja end to end")
         _add(report, section, "bandeja", result)
+        report.add(section, "processor_replicas", processors)
         _ratios(report, section, result, runs)
         if profile_dir:
             _profile(stack, sink, report, section, spare, per_mailbox, mail_bytes, profile_dir)

@@ -66,13 +66,25 @@ def cloud_event(
     }
 
 
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, event_type, event) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING"
+)
+
+
 def add_to_outbox(conn: Connection[Any], event: dict[str, Any]) -> bool:
     """Queue ``event`` for publication in the caller's transaction; False if already queued."""
     row = conn.execute(
-        "INSERT INTO outbox (id, event_type, event) VALUES (%s, %s, %s)"
-        " ON CONFLICT (id) DO NOTHING RETURNING id",
-        (event["id"], event["type"], Jsonb(event)),
+        _INSERT_OUTBOX + " RETURNING id", (event["id"], event["type"], Jsonb(event))
     ).fetchone()
     # NOTIFY is delivered at commit, only a wake-up hint: the relay also polls.
     conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
     return row is not None
+
+
+def add_all_to_outbox(conn: Connection[Any], batch: list[dict[str, Any]]) -> None:
+    """Queue several events in the caller's transaction, pipelined: one round trip in all."""
+    if not batch:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(_INSERT_OUTBOX, [(e["id"], e["type"], Jsonb(e)) for e in batch])
+    conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")

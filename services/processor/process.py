@@ -40,10 +40,7 @@ class ProcessDeps:
 class Parsed:
     """One mail ready to be written, with what its parse cost."""
 
-    raw: store.RawMail
-    mail: ParsedMail
-    state: str
-    reason: str | None
+    draft: store.Draft
     seconds: float
 
 
@@ -70,7 +67,7 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
             written = _write_all(conn, parsed)
             write_share = (time.monotonic() - started) / len(parsed)
             for item in parsed:
-                outcomes[item.raw.id] = _record(item, written[item.raw.id], write_share)
+                outcomes[item.draft.raw.id] = _record(item, written[item.draft.raw.id], write_share)
     missing = [raw_id for raw_id in raw_ids if raw_id not in outcomes]
     if missing:
         raise RawMessageMissing(f"raw messages {missing} do not exist")
@@ -80,7 +77,7 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
 def _parse(raw: store.RawMail, cap: int) -> Parsed:
     started = time.monotonic()
     mail, state, reason = _parse_mail(raw, cap)
-    return Parsed(raw, mail, state, reason, time.monotonic() - started)
+    return Parsed(store.Draft(raw, mail, state, reason), time.monotonic() - started)
 
 
 def _parse_mail(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:
@@ -105,18 +102,21 @@ def _write_all(conn: Connection[Any], batch: list[Parsed]) -> dict[int, Any]:
     so that one bad mail cannot hold back (or dead-letter) the mails stored with it."""
     try:
         with conn.transaction():
-            return {item.raw.id: _write(conn, item) for item in batch}
+            return store.write_documents(conn, [item.draft for item in batch])
     except psycopg.OperationalError:
         raise  # the database is unwell, not the data: retry the whole batch later
     except psycopg.Error as exc:
         log.warning("batch_refused_writing_one_by_one", error_type=type(exc).__name__)
-    return {item.raw.id: _write_alone(conn, item) for item in batch}
+    written: dict[int, Any] = {}
+    for item in batch:
+        written.update(_write_alone(conn, item.draft))
+    return written
 
 
-def _write_alone(conn: Connection[Any], item: Parsed) -> Any:
+def _write_alone(conn: Connection[Any], draft: store.Draft) -> dict[int, Any]:
     try:
         with conn.transaction():
-            return _write(conn, item)
+            return store.write_documents(conn, [draft])
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:
@@ -125,32 +125,29 @@ def _write_alone(conn: Connection[Any], item: Parsed) -> Any:
         # No traceback: PostgreSQL's message can quote the mail's content.
         log.error(  # noqa: TRY400
             "document_refused",
-            raw_id=item.raw.id,
+            raw_id=draft.raw.id,
             error_type=type(exc).__name__,
             sqlstate=exc.sqlstate,
         )
-        item.mail = ParsedMail.bodiless(defects=[f"CRM refused the parsed mail: {exc.sqlstate}"])
-        item.state = "failed"
-        item.reason = f"the CRM refused the parsed document ({type(exc).__name__})"
+        draft.mail = ParsedMail.bodiless(defects=[f"CRM refused the parsed mail: {exc.sqlstate}"])
+        draft.state = "failed"
+        draft.reason = f"the CRM refused the parsed document ({type(exc).__name__})"
     with conn.transaction():
-        return _write(conn, item)
-
-
-def _write(conn: Connection[Any], item: Parsed) -> Any:
-    return store.write_document(conn, item.raw, item.mail, state=item.state, reason=item.reason)
+        return store.write_documents(conn, [draft])
 
 
 def _record(item: Parsed, document_id: Any, write_share: float) -> str:
     if document_id is None:
         return DUPLICATE  # another worker wrote it between our load and our insert
-    metrics.DOCUMENTS.labels(item.state).inc()
+    draft = item.draft
+    metrics.DOCUMENTS.labels(draft.state).inc()
     metrics.PROCESS_DURATION.observe(item.seconds + write_share)
     log.info(
         "document_written",
-        raw_id=item.raw.id,
+        raw_id=draft.raw.id,
         document_id=str(document_id),
-        state=item.state,
-        attachments=len(item.mail.attachments),
-        reason=item.reason,
+        state=draft.state,
+        attachments=len(draft.mail.attachments),
+        reason=draft.reason,
     )
-    return item.state
+    return draft.state

@@ -64,63 +64,92 @@ def document_id_for(raw: RawMail) -> uuid.UUID:
     return events.stable_id("document", raw.mailbox, raw.sha256, raw.id)
 
 
-def write_document(
-    conn: Connection[Any], raw: RawMail, mail: ParsedMail, *, state: str, reason: str | None
-) -> uuid.UUID | None:
-    """Insert the document, its files and its event; None if it already existed."""
-    document_id = document_id_for(raw)
-    inserted = conn.execute(
-        "INSERT INTO documents (id, raw_message_id, mailbox_id, mailbox, tenant_id, state,"
-        " reason, message_id, subject, from_header, from_address, received_at, body_text,"
-        " body_html, invoices, defects)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (raw_message_id) DO NOTHING RETURNING id",
-        (
-            document_id,
-            raw.id,
-            raw.mailbox_id,
-            raw.mailbox,
-            raw.tenant_id,
-            state,
-            reason,
-            mail.message_id,
-            mail.subject,
-            mail.from_,
-            mail.from_address,
-            mail.date or raw.fetched_at,
-            _clean_text(mail.text_body),
-            _clean_text(mail.html_body),
-            Jsonb([_invoice_json(i) for i in mail.invoices]),
-            Jsonb(list(mail.defects)[:100]),
-        ),
-    ).fetchone()
-    if inserted is None:
-        return None
-    _write_files(conn, document_id, mail.attachments)
-    events.add_to_outbox(conn, _document_event(document_id, raw, mail, state, reason))
-    return document_id
+@dataclass
+class Draft:
+    """A parsed mail about to become a document."""
+
+    raw: RawMail
+    mail: ParsedMail
+    state: str
+    reason: str | None
 
 
-def _write_files(conn: Connection[Any], document_id: uuid.UUID, files: list[Attachment]) -> None:
+_INSERT_DOCUMENT = (
+    "INSERT INTO documents (id, raw_message_id, mailbox_id, mailbox, tenant_id, state,"
+    " reason, message_id, subject, from_header, from_address, received_at, body_text,"
+    " body_html, invoices, defects)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (raw_message_id) DO NOTHING RETURNING id"
+)
+
+
+def write_documents(conn: Connection[Any], drafts: list[Draft]) -> dict[int, uuid.UUID | None]:
+    """Insert the documents, their files and their events; for each raw id, the document
+    id, or None where a document already existed (nothing else is written for it).
+
+    Statements are pipelined (executemany, one COPY for every file), so a batch costs a
+    handful of round trips to PostgreSQL however many mails it holds.
+    """
+    with conn.cursor() as cursor:
+        cursor.executemany(_INSERT_DOCUMENT, [_document_row(d) for d in drafts], returning=True)
+        inserted: dict[int, uuid.UUID | None] = {}
+        for draft in drafts:
+            row = cursor.fetchone()
+            inserted[draft.raw.id] = row["id"] if row else None
+            cursor.nextset()
+    written = [d for d in drafts if inserted[d.raw.id] is not None]
+    _write_files(conn, [(document_id_for(d.raw), d.mail.attachments) for d in written])
+    events.add_all_to_outbox(conn, [_document_event(document_id_for(d.raw), d) for d in written])
+    return inserted
+
+
+def _document_row(draft: Draft) -> tuple[Any, ...]:
+    raw, mail = draft.raw, draft.mail
+    return (
+        document_id_for(raw),
+        raw.id,
+        raw.mailbox_id,
+        raw.mailbox,
+        raw.tenant_id,
+        draft.state,
+        draft.reason,
+        mail.message_id,
+        mail.subject,
+        mail.from_,
+        mail.from_address,
+        mail.date or raw.fetched_at,
+        _clean_text(mail.text_body),
+        _clean_text(mail.html_body),
+        Jsonb([_invoice_json(i) for i in mail.invoices]),
+        Jsonb(list(mail.defects)[:100]),
+    )
+
+
+def _write_files(
+    conn: Connection[Any], documents: list[tuple[uuid.UUID, list[Attachment]]]
+) -> None:
+    if not any(files for _, files in documents):
+        return
     with conn.cursor().copy(
         "COPY document_files (document_id, position, filename, original_filename, content_type,"
         " disposition, source, size, sha256, content) FROM STDIN"
     ) as copy:
-        for position, f in enumerate(files):
-            copy.write_row(
-                (
-                    document_id,
-                    position,
-                    _clean_text(f.filename),
-                    _clean_text(f.original_filename),
-                    f.content_type,
-                    f.disposition,
-                    f.source,
-                    f.size,
-                    f.sha256,
-                    f.content,
+        for document_id, files in documents:
+            for position, f in enumerate(files):
+                copy.write_row(
+                    (
+                        document_id,
+                        position,
+                        _clean_text(f.filename),
+                        _clean_text(f.original_filename),
+                        f.content_type,
+                        f.disposition,
+                        f.source,
+                        f.size,
+                        f.sha256,
+                        f.content,
+                    )
                 )
-            )
 
 
 def _clean_text(value: str | None) -> str | None:
@@ -132,9 +161,8 @@ def _invoice_json(invoice: Any) -> dict[str, Any]:
     return {"format": invoice.format, "filename": invoice.filename, "fields": dict(invoice.fields)}
 
 
-def _document_event(
-    document_id: uuid.UUID, raw: RawMail, mail: ParsedMail, state: str, reason: str | None
-) -> dict[str, Any]:
+def _document_event(document_id: uuid.UUID, draft: Draft) -> dict[str, Any]:
+    raw, mail, state, reason = draft.raw, draft.mail, draft.state, draft.reason
     processed = state == "processed"
     event_type = events.DOCUMENT_PROCESSED if processed else events.DOCUMENT_FAILED
     received = mail.date or raw.fetched_at

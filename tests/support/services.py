@@ -148,6 +148,18 @@ class Services:
         for command in commands or ("auth", "fetcher", "processor", "relay"):
             port = int(self.env["BANDEJA_HTTP_PORT"]) if command == "auth" else free_port()
             self.running[command] = ServiceProcess(command, self.env, self.log_dir, port)
+        return self._wait_ready()
+
+    def add_replicas(self, command: str, count: int) -> Services:
+        """``count`` more processes of a worker service, named ``command-2``, ``command-3``…
+        (what a Deployment's replicas or KEDA would run)."""
+        first = sum(1 for name in self.running if name.split("-")[0] == command) + 1
+        for n in range(first, first + count):
+            process = ServiceProcess(command, self.env, self.log_dir, free_port())
+            self.running[f"{command}-{n}" if n > 1 else command] = process
+        return self._wait_ready()
+
+    def _wait_ready(self) -> Services:
         try:
             for proc in self.running.values():
                 proc.wait_ready()
