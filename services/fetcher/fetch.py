@@ -236,18 +236,14 @@ def _store_batch(
     with deps.pool.connection() as conn, conn.transaction():
         if not store.renew_lease(conn, mailbox.id, deps.owner):
             raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
-        raw_ids = {
-            uid: store.save_raw(
-                conn,
-                mailbox.id,
-                mailbox.folder,
-                position.uidvalidity,
-                uid,
-                data,
-                too_large_size=too_large_sizes.get(uid) if too_large_sizes else None,
-            )
-            for uid, data in bodies.items()
-        }
+        raw_ids = store.save_raw_batch(
+            conn,
+            mailbox.id,
+            mailbox.folder,
+            position.uidvalidity,
+            bodies,
+            too_large_sizes=too_large_sizes,
+        )
         store.save_position(
             conn,
             mailbox.id,

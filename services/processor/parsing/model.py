@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 MIB = 1024 * 1024
 
@@ -45,8 +46,9 @@ class Attachment:
     def size(self) -> int:
         return len(self.content)
 
-    @property
+    @cached_property
     def sha256(self) -> str:
+        # Read for the document row, the file row and the event: hash once.
         return hashlib.sha256(self.content).hexdigest()
 
 
