@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bandeja_e2e, bare, fetchmail_peer
+from bench.cpu import CpuAccount
 from bench.events import EventSink
 from bench.profile import summarise
 from bench.report import Report, Throughput, median
@@ -37,20 +38,28 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
                 raise RuntimeError(f"reset left {unseen} unseen, expected {seeded.mails}")
 
         runs: dict[str, list[Throughput]] = {"bare1": [], "bare8": [], "fetchmail": []}
+        cpu: dict[str, dict[str, float]] = {}
         for i in range(repeats):
             for key, threads in (("bare1", 1), ("bare8", 8)):
                 if i > 0 or key != "bare1":
                     fresh()
-                runs[key].append(_add(report, section, f"{key}#{i}",
-                                      bare.run(harness.standin, harness.tenant["id"],
-                                               addresses, threads)))
+                with CpuAccount() as account:
+                    result = bare.run(harness.standin, harness.tenant["id"], addresses, threads)
+                runs[key].append(_add(report, section, f"{key}#{i}", result))
+                cpu[key] = account.milliseconds_per(result.mails)
         fresh()
-        runs["fetchmail"].append(_add(report, section, "fetchmail#0", fetchmail_peer.run(
-            dovecot, addresses, harness.directory / f"fetchmail-{section}")))
+        with CpuAccount() as account:
+            result = fetchmail_peer.run(dovecot, addresses,
+                                        harness.directory / f"fetchmail-{section}")
+        runs["fetchmail"].append(_add(report, section, "fetchmail#0", result))
+        cpu["fetchmail"] = account.milliseconds_per(result.mails)
         report.add(section, "fetchmail_left_unseen", unseen_total(dovecot, addresses))
         fresh()
-        result, _ = bandeja_e2e.run(stack, sink, seeded, "Bandeja end to end")
+        with CpuAccount(stack.pids()) as account:
+            result, _ = bandeja_e2e.run(stack, sink, seeded, "Bandeja end to end")
         _add(report, section, "bandeja", result)
+        cpu["bandeja"] = account.milliseconds_per(result.mails)
+        report.add(section, "cpu_ms_per_mail", cpu)
         report.add(section, "processor_replicas", processors)
         _ratios(report, section, result, runs)
         if profile_dir:
