@@ -7,7 +7,7 @@ from prometheus_client import Counter, Histogram
 DOCUMENTS = Counter("bandeja_documents", "CRM documents written, by state", ["state"])
 PROCESS_DURATION = Histogram(
     "bandeja_process_duration_seconds",
-    "Time to parse one mail and write its document",
+    "Time to parse one mail and write its document (its share of the batch transaction)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
 for _state in ("processed", "failed", "too_large"):

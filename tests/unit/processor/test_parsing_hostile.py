@@ -75,6 +75,22 @@ def test_deeply_nested_multiparts_hit_the_depth_limit() -> None:
         parse_message(b"Subject: deep\r\n" + raw)
 
 
+def test_the_structure_guard_reads_boundaries_in_any_case() -> None:
+    """The cheap pre-parse guard finds ``BOUNDARY=`` declared in upper case and keeps the
+    value's case (boundaries are case-sensitive), so deep nesting is refused by the guard
+    itself, before the standard parser spends time on it."""
+    raw = b"Content-Type: text/plain\r\n\r\nhello\r\n"
+    for i in range(500):
+        raw = (
+            b"Content-Type: Multipart/Mixed; BOUNDARY=\"Part-%d-XyZ\"\r\n\r\n--Part-%d-XyZ\r\n"
+            % (i, i)
+            + raw
+            + b"\r\n--Part-%d-XyZ--\r\n" % i
+        )
+    with pytest.raises(UnparseableMail, match="multipart nesting deeper than"):
+        parse_message(b"Subject: deep\r\n" + raw)
+
+
 @pytest.mark.parametrize("depth", [50, 3000])
 def test_deeply_nested_forwarded_mail_is_refused(depth: int) -> None:
     """message/rfc822 inside message/rfc822, many levels deep, ends as UnparseableMail."""
