@@ -82,7 +82,7 @@ def test_the_structure_guard_reads_boundaries_in_any_case() -> None:
     raw = b"Content-Type: text/plain\r\n\r\nhello\r\n"
     for i in range(500):
         raw = (
-            b"Content-Type: Multipart/Mixed; BOUNDARY=\"Part-%d-XyZ\"\r\n\r\n--Part-%d-XyZ\r\n"
+            b'Content-Type: Multipart/Mixed; BOUNDARY="Part-%d-XyZ"\r\n\r\n--Part-%d-XyZ\r\n'
             % (i, i)
             + raw
             + b"\r\n--Part-%d-XyZ--\r\n" % i
