@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Above this size a mail is fetched in partial FETCHes and stored chunk by chunk.
     chunk_threshold_bytes: int = 4 * 1024 * 1024
     imap_connections_per_tenant: int = 8
+    # Logged-in sessions a fetcher process keeps between runs (one per mailbox), and for
+    # how long: polls skip the handshake and login, as Exchange prefers. 0 turns it off.
+    imap_parked_sessions: int = 100
+    imap_session_keep_seconds: float = 300.0
     # IDLE sessions one fetcher process holds at most; 0 turns push off (polling only).
     idle_sessions: int = 200
     # Re-issue IDLE well within Exchange's undocumented timeout (RFC 2177: < 29 min).

@@ -13,8 +13,8 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from common.tokens import TokenCipher, request_refresh
 from services.fetcher import limits, metrics, store, sync
 from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
 from services.fetcher.imap import ImapSession
+from services.fetcher.sessions import SessionPool
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class FetchDeps:
         PROCESS_QUEUE, "process_messages", raw_ids
     )
     owner: str = socket.gethostname()
+    # Off unless the process configures it: every run logs in and out.
+    sessions: SessionPool = field(default_factory=lambda: SessionPool(0, 0))
 
 
 @dataclass
@@ -162,8 +165,10 @@ def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None
 
 
 def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
-    token = _usable_token(deps, mailbox.id)
-    session = ImapSession.open(deps.settings, mailbox.address, token)
+    token, expires_at = _usable_token(deps, mailbox.id)
+    session = deps.sessions.take(mailbox.id, mailbox.address, expires_at)
+    if session is None:
+        session = ImapSession.open(deps.settings, mailbox.address, token)
     try:
         stats = _drain(deps, mailbox, session)
     except Throttled:
@@ -173,14 +178,13 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
     except BaseException:
         session.close()
         raise
-    session.close()
+    deps.sessions.park(mailbox.id, mailbox.address, session, expires_at)
     return stats
 
 
-def _usable_token(deps: FetchDeps, mailbox_id: int) -> str:
+def _usable_token(deps: FetchDeps, mailbox_id: int) -> tuple[str, datetime]:
     with deps.pool.connection() as conn:
-        token, _ = store.usable_access_token(conn, deps.cipher, mailbox_id, TOKEN_MARGIN)
-    return token
+        return store.usable_access_token(conn, deps.cipher, mailbox_id, TOKEN_MARGIN)
 
 
 def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) -> RunStats:
@@ -298,7 +302,11 @@ def _finish_stored(
     if not mails:
         return
     raw_ids = [m.raw_id for m in mails]
-    deps.enqueue(raw_ids)
+    # Mails left over from an interrupted run arrive here all at once; the processor's
+    # batches stay the size of a fetch batch.
+    size = max(deps.settings.fetch_batch_size, 1)
+    for start in range(0, len(raw_ids), size):
+        deps.enqueue(raw_ids[start : start + size])
     with deps.pool.connection() as conn:
         store.mark_enqueued(conn, raw_ids)
         # Read now, not at lease time: a setting changed mid-run applies to this batch.

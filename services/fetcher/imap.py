@@ -101,6 +101,11 @@ class ImapSession:
             exists=int(info.get(b"EXISTS", 0)),
         )
 
+    def noop(self) -> None:
+        """A round trip that proves the session is still logged in."""
+        with translated():
+            self._client.noop()
+
     def unseen_uids(self) -> list[int]:
         with translated():
             return sorted(int(u) for u in self._client.search(["UNSEEN"]))

@@ -24,6 +24,7 @@ def run(settings: Settings) -> int:
     from services.fetcher.fetch import FetchDeps
     from services.fetcher.idle import IdleSupervisor
     from services.fetcher.scheduler import Scheduler
+    from services.fetcher.sessions import SessionPool
 
     pool = create_pool(settings.database_url, name="fetcher", max_size=settings.worker_threads + 4)
     cipher = TokenCipher(settings.fernet)
@@ -31,7 +32,10 @@ def run(settings: Settings) -> int:
     owner = f"{host}-{os.getpid()}"
     with pool.connection() as conn:
         store.recover_leases_of_previous_life(conn, host, owner)
-    actors.bind(FetchDeps(settings=settings, pool=pool, cipher=cipher, owner=owner))
+    sessions = SessionPool(settings.imap_parked_sessions, settings.imap_session_keep_seconds)
+    actors.bind(
+        FetchDeps(settings=settings, pool=pool, cipher=cipher, owner=owner, sessions=sessions)
+    )
     scheduler = Scheduler(pool, settings.database_url, settings.poll_interval)
     loops: list[tuple[str, Callable[[threading.Event], None]]] = [
         ("scheduler", scheduler.run_forever)
@@ -45,5 +49,6 @@ def run(settings: Settings) -> int:
         loops.append(("idle", supervisor.run_forever))
         liveness["idle"] = supervisor.heartbeat.check
     run_worker_process(settings, broker, {FETCH_QUEUE}, loops=loops, liveness=liveness)
+    sessions.close_all()
     pool.close()
     return 0

@@ -30,6 +30,14 @@ FETCH_AGE = Histogram(
 )
 IDLE_SESSIONS = Gauge("bandeja_idle_sessions", "IMAP IDLE sessions this process holds")
 IDLE_WAKEUPS = Counter("bandeja_idle_wakeups", "New-mail notices received over IDLE")
+SESSIONS_PARKED = Gauge(
+    "bandeja_imap_sessions_parked", "Logged-in IMAP sessions kept for the next fetch run"
+)
+SESSIONS_REUSED = Counter(
+    "bandeja_imap_session_reuse",
+    "Parked sessions taken for a fetch run: reused, or found closed by the server",
+    ["result"],
+)
 SCHEDULER_ENQUEUED = Counter("bandeja_scheduler_enqueued", "fetch_mailbox messages enqueued")
 
 RESULTS = ("ok", "error", "throttled", "token_rejected", "skipped")
@@ -42,6 +50,8 @@ IMAP_ERROR_KINDS = (
     "protocol",
     "mailbox_unavailable",
 )
+for _reuse in ("reused", "dead"):
+    SESSIONS_REUSED.labels(_reuse)
 for _result in RESULTS:
     FETCH_RUNS.labels(_result)
 for _kind in IMAP_ERROR_KINDS:

@@ -7,6 +7,7 @@ per mail was the largest single gain in the throughput benchmark (BENCHMARKS.md)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,8 +61,16 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
     with deps.pool.connection() as conn:
         raws = store.load_raws(conn, raw_ids)
         conn.commit()  # nothing is held open while the mails are parsed
-        outcomes = {raw.id: DUPLICATE for raw in raws if raw.has_document}
-        parsed = [_parse(raw, deps.max_message_bytes) for raw in raws if not raw.has_document]
+        outcomes: dict[int, str] = {}
+        parsed: list[Parsed] = []
+        raws.reverse()
+        while raws:  # popped as parsed, so each raw mail's bytes can be freed at once
+            raw = raws.pop()
+            if raw.has_document:
+                outcomes[raw.id] = DUPLICATE
+            else:
+                parsed.append(_parse(raw, deps.max_message_bytes))
+            del raw
         if parsed:
             started = time.monotonic()
             written = _write_all(conn, parsed)
@@ -77,7 +86,10 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
 def _parse(raw: store.RawMail, cap: int) -> Parsed:
     started = time.monotonic()
     mail, state, reason = _parse_mail(raw, cap)
-    return Parsed(store.Draft(raw, mail, state, reason), time.monotonic() - started)
+    # The bytes stay in raw_messages; dropping them here keeps a batch's peak memory near
+    # one raw mail plus the parsed ones, not every raw mail twice.
+    parsed_from = dataclasses.replace(raw, raw=None, headers=None)
+    return Parsed(store.Draft(parsed_from, mail, state, reason), time.monotonic() - started)
 
 
 def _parse_mail(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:

@@ -146,6 +146,48 @@ def test_uidvalidity_reset_refetches_nothing_twice(
     assert [p["uidvalidity"] for p in positions] == [777]
 
 
+def _oauth_sessions(standin: StandIn, address: str) -> list[str]:
+    """Dovecot's session ids of the XOAUTH2/OAUTHBEARER logins of ``address`` (the
+    stand-in's own admin sessions log in with a master password, method PLAIN)."""
+    log = standin.dovecot.log_path.read_text(errors="replace")
+    return [
+        line.rsplit("session=<", 1)[1].split(">", 1)[0]
+        for line in log.splitlines()
+        if f"Login: user=<{address}>" in line and ("XOAUTH2" in line or "OAUTHBEARER" in line)
+    ]
+
+
+def _logged_out(standin: StandIn, session: str) -> bool:
+    log = standin.dovecot.log_path.read_text(errors="replace")
+    return any(f"<{session}>" in line and "Logged out" in line for line in log.splitlines())
+
+
+def test_polls_reuse_one_logged_in_session(
+    standin: StandIn, tenant: dict, start_services: Callable[..., Services]
+) -> None:
+    """Successive polls of a mailbox reuse its logged-in IMAP session, as Exchange prefers
+    (MS365.md §6): the server sees one login for many fetch runs, and mail still arrives;
+    at shutdown the session is logged out."""
+    services = start_services(idle_sessions="0", poll_interval="1")
+    address = _connect(standin, services, tenant, "reuser")
+    dsn = services.env["BANDEJA_DATABASE_URL"]
+    for n in range(3):
+        standin.dovecot.append(address, invoice_mail(n, to=address)[0])
+        wait_until(lambda n=n: len(_documents(dsn)) == n + 1, 30, what=f"{n + 1} documents")
+    fetcher = services.running["fetcher"]
+    metrics_url = f"{fetcher.ops_url}/metrics"
+    wait_until(
+        lambda: metric_value(metrics_url, "bandeja_fetch_runs_total", {"result": "ok"}) >= 6,
+        30,
+        what="six fetch runs",
+    )
+    [session] = _oauth_sessions(standin, address)
+    assert metric_value(metrics_url, "bandeja_imap_session_reuse_total", {"result": "reused"}) >= 5
+    assert not _logged_out(standin, session)
+    assert fetcher.stop() == 0
+    wait_until(lambda: _logged_out(standin, session), 10, what="the parked session logged out")
+
+
 def test_move_to_folder_post_action(
     standin: StandIn, tenant: dict, start_services: Callable[..., Services]
 ) -> None:

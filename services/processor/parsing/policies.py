@@ -37,14 +37,17 @@ class BoundedPolicy(EmailPolicy):
         return _parsed_header(name, value)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _parsed_header(name: str, value: str) -> Any:
     """The header object for one (name, value), parsed once.
 
     The email package parses a header again on every ``Message.get``, and the feed parser
     and the walk ask for Content-Type several times per part: that was half the parse time
     of a typical mail. Header objects are immutable ``str`` subclasses, so sharing one is
-    safe; values are already capped at ``max_header_bytes``, which bounds the cache.
+    safe. The cache is small on purpose: each header object keeps its parse tree (several
+    KB), and 4,096 entries made a processor's memory grow for thousands of mails
+    (BENCHMARKS.md, memory). 256 still covers every repeated lookup within one mail and the
+    values common to all mail (``application/pdf``, ``base64``…).
     """
     return _HEADER_PARSER.header_fetch_parse(name, value)
 
