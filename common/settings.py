@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     chunk_threshold_bytes: int = 4 * 1024 * 1024
     imap_connections_per_tenant: int = 8
     # Logged-in sessions a fetcher process keeps between runs (one per mailbox), and for
-    # how long: polls skip the handshake and login, as Exchange prefers. 0 turns it off.
-    imap_parked_sessions: int = 100
+    # how long: polls skip the handshake and login, as Exchange prefers. Off by default:
+    # each fetcher replica parks its own, so a mailbox may have one idle session per
+    # replica; turn it on with one replica, or where that many connections are fine.
+    imap_parked_sessions: int = 0
     imap_session_keep_seconds: float = 300.0
     # IDLE sessions one fetcher process holds at most; 0 turns push off (polling only).
     idle_sessions: int = 200

@@ -8,7 +8,8 @@ and TLS handshakes and the XOAUTH2 login, which were most of the cost of a quiet
 A session is reused only with the very access token it logged in with, and only while that
 token has time left: after a refresh the next run logs in afresh, and a session never
 meets ``BYE ... AccessTokenExpired`` because it was parked too long. Each one is checked
-with a NOOP before use, so a connection the server closed meanwhile costs one round trip.
+with a NOOP before use, so a connection the server closed meanwhile costs one round trip;
+a throttled NOOP is the tenant's throttle like any other (no fresh login is tried).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from common.errors import BandejaError
+from common.errors import BandejaError, Throttled
 from services.fetcher import metrics
 from services.fetcher.imap import ImapSession
 
@@ -67,6 +68,10 @@ class SessionPool:
             return None
         try:
             parked.session.noop()
+        except Throttled:
+            # The tenant must be left alone for the suggested time: no fresh login either.
+            parked.session.drop()
+            raise
         except BandejaError:
             parked.session.drop()
             metrics.SESSIONS_REUSED.labels("dead").inc()

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from common.errors import Throttled
 from services.fetcher.errors import ConnectionDropped
 from services.fetcher.imap import ImapSession
 from services.fetcher.sessions import SessionPool
@@ -20,12 +21,17 @@ ADDRESS = "docs@corp.example"
 
 
 class RecordingSession:
-    def __init__(self, alive: bool = True) -> None:
+    def __init__(self, alive: bool = True, throttled: bool = False) -> None:
         self.alive = alive
+        self.throttled = throttled
         self.calls: list[str] = []
 
     def noop(self) -> None:
         self.calls.append("noop")
+        if self.throttled:
+            raise Throttled(
+                "Request is throttled. Suggested Backoff Time: 3000 milliseconds", backoff_seconds=3
+            )
         if not self.alive:
             raise ConnectionDropped("IMAPClientAbortError: socket error: EOF")
 
@@ -36,8 +42,8 @@ class RecordingSession:
         self.calls.append("drop")
 
 
-def session(alive: bool = True) -> Any:
-    return RecordingSession(alive)
+def session(alive: bool = True, throttled: bool = False) -> Any:
+    return RecordingSession(alive, throttled)
 
 
 def calls(s: Any) -> list[str]:
@@ -86,6 +92,17 @@ def test_a_session_the_server_closed_is_dropped(expiry: datetime) -> None:
     pool.park(1, ADDRESS, as_imap(dead), expiry)
     assert pool.take(1, ADDRESS, expiry) is None
     assert calls(dead) == ["noop", "drop"]
+
+
+def test_a_throttled_noop_is_the_tenant_throttle_not_a_dead_session(expiry: datetime) -> None:
+    """Exchange may answer the NOOP with its throttling reply: the run must back off for
+    the suggested time, not log in again at once."""
+    pool = SessionPool(capacity=10, keep_seconds=300)
+    throttled = session(throttled=True)
+    pool.park(1, ADDRESS, as_imap(throttled), expiry)
+    with pytest.raises(Throttled):
+        pool.take(1, ADDRESS, expiry)
+    assert calls(throttled) == ["noop", "drop"]
 
 
 def test_capacity_logs_out_the_longest_parked(expiry: datetime) -> None:
