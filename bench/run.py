@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to count token-endpoint calls in the scale part")
     parser.add_argument("--processors", type=int,
                         help="processor replicas for throughput and memory (default 2)")
+    parser.add_argument("--env", action="append", default=[], metavar="BANDEJA_X=VALUE",
+                        help="a setting for every service of the run (repeatable)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     if args.processors:
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.token_window:
         sizes = replace(sizes, token_window=args.token_window)
     report = Report()
-    harness = Harness().start()
+    harness = Harness()
+    harness.extra_env = dict(item.split("=", 1) for item in args.env)
+    harness.start()
     failed = []
     try:
         for name in args.only or list(PARTS):

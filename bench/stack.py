@@ -44,6 +44,8 @@ class Harness:
         self.auth_port = free_port()
         self.domain = f"bench{uuid.uuid4().hex[:6]}.example"
         self.tenant: dict[str, str] = {}
+        # BANDEJA_* settings for every stack of the run (``--env``), e.g. to compare one.
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> Harness:
         self.standin.start()
@@ -93,6 +95,7 @@ class Stack:
         # are seeded, before the timed window starts.
         if not self.idle:
             env["BANDEJA_IDLE_SESSIONS"] = "0"
+        env.update(self.harness.extra_env)
         log_dir = self.harness.directory / f"logs-{self.db.name}"
         log_dir.mkdir()
         self.services = Services(env, log_dir).start("auth", "processor", "relay")
