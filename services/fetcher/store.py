@@ -161,6 +161,8 @@ def stored_uids(
 # One statement per mail: the Message-ID + content-hash guard and the insert together, so
 # a batch is pipelined (executemany) in one round trip instead of two per mail. Casts are
 # explicit because INSERT ... SELECT does not type parameters from the target columns.
+# The mail's bytes go in binary (%b): as text they would be escaped to twice their size
+# and parsed back by the server, which was a fifth of the CPU spent on a 1 MB mail.
 _SAVE_RAW = """
 WITH same AS (
     SELECT id FROM raw_messages
@@ -171,7 +173,7 @@ WITH same AS (
     INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, message_id, sha256, size,
                               raw, headers, too_large)
     SELECT %(mailbox_id)s, %(folder)s::text, %(uidvalidity)s, %(uid)s, %(message_id)s::text,
-           %(sha256)s::text, %(size)s, %(raw)s::bytea, %(headers)s::bytea, %(too_large)s
+           %(sha256)s::text, %(size)s, %(raw)b, %(headers)b, %(too_large)s
     WHERE NOT EXISTS (SELECT 1 FROM same)
     ON CONFLICT (mailbox_id, folder, uidvalidity, uid) DO UPDATE SET uid = EXCLUDED.uid
     RETURNING id
@@ -257,7 +259,7 @@ def save_raw_chunked(
         digest.update(chunk)
         size += len(chunk)
         conn.execute(
-            "INSERT INTO raw_message_chunks (raw_id, seq, data) VALUES (%s, %s, %s)",
+            "INSERT INTO raw_message_chunks (raw_id, seq, data) VALUES (%s, %s, %b)",
             (raw_id, seq, chunk),
         )
     duplicate = _same_mail(conn, mailbox_id, message_id, digest.hexdigest(), raw_id)

@@ -47,6 +47,7 @@ def load_raws(conn: Connection[Any], raw_ids: Sequence[int]) -> list[RawMail]:
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"
         " WHERE r.id = ANY(%s) ORDER BY r.id",
         (list(raw_ids),),
+        binary=True,  # bytea as is, not hex-encoded to twice its size and decoded here
     ).fetchall()
     return [
         RawMail(**{**row, "raw": _bytes(row["raw"]), "headers": _bytes(row["headers"])})
@@ -125,15 +126,31 @@ def _document_row(draft: Draft) -> tuple[Any, ...]:
     )
 
 
+_FILE_COLUMN_TYPES = [
+    "uuid",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "text",
+    "bytea",
+]
+
+
 def _write_files(
     conn: Connection[Any], documents: list[tuple[uuid.UUID, list[Attachment]]]
 ) -> None:
     if not any(files for _, files in documents):
         return
+    # Binary COPY: the files' bytes travel as they are, not escaped as text.
     with conn.cursor().copy(
         "COPY document_files (document_id, position, filename, original_filename, content_type,"
-        " disposition, source, size, sha256, content) FROM STDIN"
+        " disposition, source, size, sha256, content) FROM STDIN (FORMAT BINARY)"
     ) as copy:
+        copy.set_types(_FILE_COLUMN_TYPES)
         for document_id, files in documents:
             for position, f in enumerate(files):
                 copy.write_row(
