@@ -1,8 +1,8 @@
 """Turn stored mails into CRM documents (processed, failed or too_large), a batch at a time.
 
 A batch is the mails one fetch stored together. They are loaded in one query, parsed one
-by one, and written in one transaction: one commit (one fsync) per batch instead of one
-per mail was the largest single gain in the throughput benchmark (BENCHMARKS.md).
+by one, and written in one transaction: one broker message, one commit and a handful of
+round trips per batch instead of per mail (BENCHMARKS.md, section 5).
 """
 
 from __future__ import annotations
