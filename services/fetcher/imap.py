@@ -6,6 +6,7 @@ CONDSTORE/QRESYNC.
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import ssl
@@ -79,6 +80,7 @@ class ImapSession:
                 ssl_context=tls_context(settings.ca_bundle) if settings.imap_tls else None,
                 timeout=settings.imap_timeout,
             )
+            quiet_imaplib(client)
             try:
                 client.oauth2_login(address, access_token)
             except BaseException:
@@ -175,6 +177,19 @@ class ImapSession:
         """Close the socket without a LOGOUT."""
         with suppress(IMAPClientError, OSError):
             self._client.shutdown()
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Stop imaplib from formatting every response for a debug log nobody reads.
+
+    imapclient sets imaplib's debug level to 5 so that imaplib logs through its logger;
+    imaplib then builds its messages eagerly, ``repr`` of each fetched mail and ``str`` of
+    the whole FETCH response, before the logger drops them: about 13 ms of CPU per MB
+    fetched, most of the IMAP cost of a big mail (BENCHMARKS.md). With DEBUG enabled for
+    ``imapclient.imaplib`` the level stays, for whoever is debugging the protocol.
+    """
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _forget_pre_login_capabilities(client: IMAPClient) -> None:
