@@ -27,6 +27,9 @@ from services.fetcher.errors import ConnectionDropped, FolderMissing, NotConnect
 # no other signal (MS365.md §3.4, imapsync#198/#212).
 _THROTTLED = re.compile(r"Request is throttled\. Suggested Backoff Time: (\d+) milliseconds", re.I)
 _TOKEN_EXPIRED = "AccessTokenExpired"  # noqa: S105 - a server message
+# imapclient reports a connection lost during AUTHENTICATE as LoginError("socket error: …"):
+# that is a dropped connection, not a refused token (no forced refresh for it).
+_CONNECTION_LOST = re.compile(r"(socket error|command: \S+ => )", re.I)
 _NOT_CONNECTED = "User is authenticated but not connected"
 
 SEEN = b"\\Seen"
@@ -49,7 +52,7 @@ def translate(exc: BaseException) -> Exception:
         return TokenRejected(text, expired=True)
     if _NOT_CONNECTED in text:
         return NotConnected(text)
-    if isinstance(exc, LoginError):
+    if isinstance(exc, LoginError) and not _CONNECTION_LOST.match(text):
         return TokenRejected(text)
     if isinstance(exc, IMAPClientAbortError | socket.timeout | ssl.SSLError | OSError):
         return ConnectionDropped(f"{type(exc).__name__}: {text}")
@@ -94,7 +97,14 @@ class ImapSession:
             try:
                 info = self._client.select_folder(folder)
             except IMAPClientError as exc:
-                if _NOT_CONNECTED in str(exc) or _THROTTLED.search(str(exc)):
+                # A BYE or a dropped connection during SELECT (an abort) says nothing about
+                # the folder; counted as "folder missing" it would put a healthy mailbox in
+                # the error state after a few unlucky disconnects.
+                if (
+                    isinstance(exc, IMAPClientAbortError)
+                    or _NOT_CONNECTED in str(exc)
+                    or _THROTTLED.search(str(exc))
+                ):
                     raise
                 raise FolderMissing(f"cannot select {folder!r}: {exc}") from exc
         return FolderStatus(
