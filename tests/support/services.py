@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,8 +29,15 @@ def free_port(*, reserve: bool = False) -> int:
     """A port nothing listens on now and that no earlier caller reserved.
 
     The auth port is chosen once per session (redirect URIs are registered with it) and
-    reserved, so a worker's metrics server can never take it between two tests.
+    reserved, so a worker's metrics server can never take it between two tests. It is
+    also taken from below the kernel's ephemeral range: between two auth processes the
+    port is unbound, and any outgoing connection (to PostgreSQL, RabbitMQ…) could
+    otherwise get it as its source port ("address already in use" at the next start).
     """
+    if reserve:
+        port = _port_below_ephemeral_range()
+        _reserved.add(port)
+        return port
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -38,6 +46,25 @@ def free_port(*, reserve: bool = False) -> int:
             if reserve:
                 _reserved.add(port)
             return port
+
+
+def _port_below_ephemeral_range() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    candidates = list(range(max(low - 12000, 10000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _reserved:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def service_env(
