@@ -91,8 +91,7 @@ class SessionPool:
             replaced = self._parked.pop(mailbox_id, None)
             self._parked[mailbox_id] = entry
             evicted = [self._parked.popitem(last=False)[1] for _ in range(self._overflow())]
-            evicted += self._expired_locked()
-            metrics.SESSIONS_PARKED.set(len(self._parked))
+            evicted += self._expired_locked()  # also sets the gauge
         _close_all(([replaced] if replaced else []) + evicted)
 
     def close_all(self) -> None:

@@ -98,9 +98,9 @@ def write_documents(conn: Connection[Any], drafts: list[Draft]) -> dict[int, uui
             row = cursor.fetchone()
             inserted[draft.raw.id] = row["id"] if row else None
             cursor.nextset()
-    written = [d for d in drafts if inserted[d.raw.id] is not None]
-    _write_files(conn, [(document_id_for(d.raw), d.mail.attachments) for d in written])
-    events.add_all_to_outbox(conn, [_document_event(document_id_for(d.raw), d) for d in written])
+    written = [(document_id, d) for d in drafts if (document_id := inserted[d.raw.id]) is not None]
+    _write_files(conn, [(document_id, d.mail.attachments) for document_id, d in written])
+    events.add_all_to_outbox(conn, [_document_event(document_id, d) for document_id, d in written])
     return inserted
 
 
