@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     idle_sessions: int = 200
     # Re-issue IDLE well within Exchange's undocumented timeout (RFC 2177: < 29 min).
     idle_renew_seconds: float = 600.0
+    # Retries of a processing message (backoff 1 s doubling to 2 min: 8 ≈ 10 minutes)
+    # before its mails are settled: one last attempt each, else a `failed` document.
+    process_max_retries: int = Field(default=8, ge=0, le=20)
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
     mailbox_error_threshold: int = 3
     oauth_state_ttl: float = 600.0

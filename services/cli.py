@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
@@ -69,6 +70,41 @@ def cmd_rotate_keys(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from common.broker import setup_broker
+    from common.db import connect
+    from services.processor.reprocess import reprocess
+
+    if not args.failed and args.stranded_minutes is None:
+        print("bandeja reprocess: give --failed, --stranded-minutes N or both", file=sys.stderr)
+        return 2
+    settings = _settings("reprocess")
+    if not args.dry_run:
+        setup_broker(settings.broker_url)
+    with connect(settings.crm_dsn) as conn:
+        summary = reprocess(
+            conn,
+            failed=args.failed,
+            stranded_minutes=args.stranded_minutes,
+            mailbox=args.mailbox,
+            dry_run=args.dry_run,
+        )
+    print(json.dumps(summary))
+    return 0
+
+
+def _reprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--failed", action="store_true", help="mails whose document is failed")
+    parser.add_argument(
+        "--stranded-minutes",
+        type=float,
+        metavar="N",
+        help="mails stored over N minutes ago that have no document",
+    )
+    parser.add_argument("--mailbox", help="only this mailbox address")
+    parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "migrate": (cmd_migrate, "apply database migrations (idempotent)"),
     "auth": (cmd_auth, "run the auth service: OAuth flows, admin API, token refresh"),
@@ -76,6 +112,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "processor": (cmd_processor, "run the mail processing workers"),
     "relay": (cmd_relay, "publish outbox events to RabbitMQ"),
     "rotate-keys": (cmd_rotate_keys, "re-encrypt stored tokens with the newest key"),
+    "reprocess": (cmd_reprocess, "send failed or stranded stored mails to the processor again"),
+}
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "reprocess": _reprocess_arguments,
 }
 
 
@@ -83,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bandeja", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (handler, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text).set_defaults(handler=handler)
+        command = sub.add_parser(name, help=help_text)
+        command.set_defaults(handler=handler)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

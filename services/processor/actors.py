@@ -9,24 +9,34 @@ import dramatiq
 from common.broker import PROCESS_QUEUE
 from common.errors import PermanentError
 from services.processor.process import ProcessDeps, process_messages
+from services.processor.settle import exhausted_raw_ids, last_error_type, settle
 
 _deps: ProcessDeps | None = None
 
-# Retries cover a database or broker outage (about 10 minutes in all, under RabbitMQ's
-# 30-minute consumer_timeout for delayed messages); then the message is dead-lettered
-# to process.XQ while its raw bytes stay in raw_messages.
+SETTLE_ACTOR = "settle_exhausted_processing"
+
+# Retries cover a database or broker outage (with the default 8, about 10 minutes in all;
+# each delay stays under RabbitMQ's 30-minute consumer_timeout for delayed messages).
+# Then the message is dead-lettered to process.XQ and its mails are settled (settle.py):
+# a last attempt each, else a `failed` document.
 _RETRIES: dict[str, Any] = {
     "queue_name": PROCESS_QUEUE,
     "max_retries": 8,
     "min_backoff": 1_000,
     "max_backoff": 120_000,
     "throws": (PermanentError,),
+    "on_retry_exhausted": SETTLE_ACTOR,
 }
 
 
-def bind(deps: ProcessDeps) -> None:
+def bind(deps: ProcessDeps, *, max_retries: int | None = None) -> None:
+    """Give the actors their dependencies; ``max_retries`` (BANDEJA_PROCESS_MAX_RETRIES)
+    sets how long processing rides out an outage before its mails are settled."""
     global _deps  # noqa: PLW0603 - actors are module-level by dramatiq's design
     _deps = deps
+    if max_retries is not None:
+        for actor in (process_messages_actor, process_message_actor):
+            actor.options["max_retries"] = max_retries
 
 
 def _bound() -> ProcessDeps:
@@ -47,3 +57,24 @@ def process_messages_actor(raw_ids: list[int]) -> None:
 @dramatiq.actor(actor_name="process_message", time_limit=2 * 60 * 1000, **_RETRIES)
 def process_message_actor(raw_id: int) -> None:
     process_messages(_bound(), [raw_id])
+
+
+# Sent by dramatiq's Retries middleware with the dead message and its retry count. Its
+# own retries ride out a database outage for about an hour and a half (settling needs the
+# database too); past that it is dead-lettered like any other message (runbooks.md).
+@dramatiq.actor(
+    actor_name=SETTLE_ACTOR,
+    queue_name=PROCESS_QUEUE,
+    time_limit=2 * 60 * 1000,
+    max_retries=20,
+    min_backoff=5_000,
+    max_backoff=300_000,
+    throws=(PermanentError,),
+)
+def settle_exhausted_actor(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    try:
+        raw_ids = exhausted_raw_ids(message)
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc
+    attempts = int(retry_info.get("retries", 0)) + 1
+    settle(_bound(), raw_ids, last_error=last_error_type(message), attempts=attempts)

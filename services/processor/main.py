@@ -14,7 +14,10 @@ def run(settings: Settings) -> int:
     from services.processor.process import ProcessDeps
 
     pool = create_pool(settings.crm_dsn, name="processor", max_size=settings.worker_threads + 2)
-    actors.bind(ProcessDeps(pool=pool, max_message_bytes=settings.max_message_bytes))
+    actors.bind(
+        ProcessDeps(pool=pool, max_message_bytes=settings.max_message_bytes),
+        max_retries=settings.process_max_retries,
+    )
     run_worker_process(settings, broker, {PROCESS_QUEUE})
     pool.close()
     return 0

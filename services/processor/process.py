@@ -76,7 +76,8 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
             written = _write_all(conn, parsed)
             write_share = (time.monotonic() - started) / len(parsed)
             for item in parsed:
-                outcomes[item.draft.raw.id] = _record(item, written[item.draft.raw.id], write_share)
+                document_id, draft = written[item.draft.raw.id]
+                outcomes[draft.raw.id] = _record(draft, document_id, item.seconds + write_share)
     missing = [raw_id for raw_id in raw_ids if raw_id not in outcomes]
     if missing:
         raise RawMessageMissing(f"raw messages {missing} do not exist")
@@ -95,40 +96,44 @@ def _parse(raw: store.RawMail, cap: int) -> Parsed:
 def _parse_mail(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:
     if raw.too_large or raw.raw is None:
         reason = f"message of {raw.size} bytes exceeds the {cap}-byte cap; headers kept"
-        return _headers_only(raw.headers or b""), "too_large", reason
+        return headers_only(raw.headers or b""), "too_large", reason
     try:
         return parse_message(raw.raw), "processed", None
     except UnparseableMail as exc:
-        return _headers_only(raw.raw[: 256 * 1024]), "failed", exc.reason
+        return headers_only(raw.raw[: 256 * 1024]), "failed", exc.reason
 
 
-def _headers_only(head: bytes) -> ParsedMail:
+def headers_only(head: bytes) -> ParsedMail:
+    """The envelope of a mail that will not be parsed whole; a bodiless mail with a defect
+    if even its headers are unreadable."""
     try:
         return parse_headers_only(head)
     except UnparseableMail:
         return ParsedMail.bodiless(defects=["unreadable headers"])
 
 
-def _write_all(conn: Connection[Any], batch: list[Parsed]) -> dict[int, Any]:
+Written = dict[int, tuple[Any, store.Draft]]  # raw id → (document id or None, what was written)
+
+
+def _write_all(conn: Connection[Any], batch: list[Parsed]) -> Written:
     """Write the batch in one transaction; if the CRM refuses one mail, write each alone,
     so that one bad mail cannot hold back (or dead-letter) the mails stored with it."""
+    drafts = [item.draft for item in batch]
     try:
         with conn.transaction():
-            return store.write_documents(conn, [item.draft for item in batch])
+            ids = store.write_documents(conn, drafts)
+        return {d.raw.id: (ids[d.raw.id], d) for d in drafts}
     except psycopg.OperationalError:
         raise  # the database is unwell, not the data: retry the whole batch later
     except psycopg.Error as exc:
         log.warning("batch_refused_writing_one_by_one", error_type=type(exc).__name__)
-    written: dict[int, Any] = {}
-    for item in batch:
-        written.update(_write_alone(conn, item.draft))
-    return written
+    return {d.raw.id: _write_alone(conn, d) for d in drafts}
 
 
-def _write_alone(conn: Connection[Any], draft: store.Draft) -> dict[int, Any]:
+def _write_alone(conn: Connection[Any], draft: store.Draft) -> tuple[Any, store.Draft]:
     try:
         with conn.transaction():
-            return store.write_documents(conn, [draft])
+            return store.write_documents(conn, [draft])[draft.raw.id], draft
     except psycopg.OperationalError:
         raise
     except psycopg.Error as exc:
@@ -141,19 +146,21 @@ def _write_alone(conn: Connection[Any], draft: store.Draft) -> dict[int, Any]:
             error_type=type(exc).__name__,
             sqlstate=exc.sqlstate,
         )
-        draft.mail = ParsedMail.bodiless(defects=[f"CRM refused the parsed mail: {exc.sqlstate}"])
-        draft.state = "failed"
-        draft.reason = f"the CRM refused the parsed document ({type(exc).__name__})"
+        refused = store.Draft(
+            draft.raw,
+            ParsedMail.bodiless(defects=[f"CRM refused the parsed mail: {exc.sqlstate}"]),
+            "failed",
+            f"the CRM refused the parsed document ({type(exc).__name__})",
+        )
     with conn.transaction():
-        return store.write_documents(conn, [draft])
+        return store.write_documents(conn, [refused])[draft.raw.id], refused
 
 
-def _record(item: Parsed, document_id: Any, write_share: float) -> str:
+def _record(draft: store.Draft, document_id: Any, seconds: float) -> str:
     if document_id is None:
         return DUPLICATE  # another worker wrote it between our load and our insert
-    draft = item.draft
     metrics.DOCUMENTS.labels(draft.state).inc()
-    metrics.PROCESS_DURATION.observe(item.seconds + write_share)
+    metrics.PROCESS_DURATION.observe(seconds)
     log.info(
         "document_written",
         raw_id=draft.raw.id,

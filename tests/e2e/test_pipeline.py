@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -105,6 +109,61 @@ def test_database_outage_mid_run_loses_nothing(
     assert len(docs) == 30
     assert len({d["message_id"] for d in docs}) == 30
     assert all(p.process.poll() is None for p in services.running.values())
+
+
+REFUSE_ALL_DOCUMENTS = (
+    "CREATE FUNCTION refuse_documents() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN IF NEW.reason IS NULL OR NEW.reason NOT LIKE 'processing failed%%' THEN"
+    " RAISE EXCEPTION 'the CRM is refusing documents'; END IF; RETURN NEW; END $$;"
+    " CREATE TRIGGER refuse_documents BEFORE INSERT ON documents"
+    " FOR EACH ROW EXECUTE FUNCTION refuse_documents()"
+)
+
+
+def test_mail_the_crm_keeps_refusing_is_settled_as_failed_then_reprocessed(
+    standin: StandIn,
+    tenant: dict,
+    clean_database: TestDatabase,
+    services_env: dict[str, str],
+    start_services: Callable[..., Services],
+    erp_consumer: EventConsumer,
+) -> None:
+    """When processing keeps failing until its retries run out, the mails do not sit in
+    the dead letters without a document: each becomes a `failed` document (the ERP is
+    told), and once the cause is fixed `bandeja reprocess --failed` turns them into
+    processed documents (the ERP is told again)."""
+    services = start_services(idle_sessions="0", process_max_retries="1")
+    address = _connect(standin, services, tenant, "refused")
+    dsn = clean_database.dsn
+    with psycopg.connect(dsn) as conn:
+        conn.execute(REFUSE_ALL_DOCUMENTS)
+    try:
+        for n in range(3):
+            standin.dovecot.append(address, invoice_mail(n, to=address)[0])
+        failed = erp_consumer.wait_for("bandeja.document.failed", 3, timeout=90)
+        docs = query(dsn, "SELECT state, reason FROM documents")
+        assert [d["state"] for d in docs] == ["failed"] * 3
+        assert all(d["reason"].startswith("processing failed 2 times") for d in docs)
+        assert {e["data"]["mailbox"] for e in failed} == {address}
+    finally:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("DROP TRIGGER refuse_documents ON documents")
+            conn.execute("DROP FUNCTION refuse_documents")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "services", "reprocess", "--failed", "--mailbox", address],
+        env={**os.environ, **services_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["failed_documents_deleted"] == 3
+    erp_consumer.wait_for("bandeja.document.processed", 3, timeout=60)
+    docs = query(dsn, "SELECT state FROM documents")
+    assert [d["state"] for d in docs] == ["processed"] * 3
+    assert len(query(dsn, "SELECT id FROM raw_messages")) == 3
 
 
 def test_two_relays_publish_each_event_once(

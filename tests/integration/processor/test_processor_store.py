@@ -3,61 +3,24 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from common.db import create_pool
 from services.processor.process import (
     ProcessDeps,
     RawMessageMissing,
     process_message,
     process_messages,
 )
+from tests.integration.processor.stored import rows, store_raw
 from tests.support.events import validate_event
 from tests.support.infra import TestDatabase
 from tests.support.mail import invoice_mail
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
-
-
-@pytest.fixture
-def pool(clean_database: TestDatabase) -> Iterator[ConnectionPool]:
-    pool = create_pool(clean_database.dsn, name="test-processor", max_size=2)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
-def mailbox_id(clean_database: TestDatabase) -> int:
-    with psycopg.connect(clean_database.dsn) as conn:
-        row = conn.execute(
-            "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@corp.example', 't1')"
-            " RETURNING id"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def store_raw(dsn: str, mailbox_id: int, uid: int, raw: bytes) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, raw)"
-            " VALUES (%s, 'INBOX', 1, %s, %s, %s, %s) RETURNING id",
-            (mailbox_id, uid, hashlib.sha256(raw).hexdigest(), len(raw), raw),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def rows(dsn: str, sql: str) -> list[dict]:
-    with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
 
 def corpus_files() -> list[Path]:
