@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # Retries of a processing message (backoff 1 s doubling to 2 min: 8 ≈ 10 minutes)
     # before its mails are settled: one last attempt each, else a `failed` document.
     process_max_retries: int = Field(default=8, ge=0, le=20)
+    # Raw mail bytes one processor process loads and parses at once (parsing peaks at about
+    # 11x a mail's size in RSS): 128 MiB keeps eight threads on large mails near 1.3 GiB,
+    # within the 2 GiB pod limit (services/processor/budget.py).
+    process_bytes_in_flight: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
     mailbox_error_threshold: int = 3
     oauth_state_ttl: float = 600.0

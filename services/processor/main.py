@@ -11,11 +11,16 @@ from common.settings import Settings
 def run(settings: Settings) -> int:
     broker = setup_broker(settings.broker_url)
     from services.processor import actors  # after setup_broker: actors bind at import
+    from services.processor.budget import MemoryBudget
     from services.processor.process import ProcessDeps
 
     pool = create_pool(settings.crm_dsn, name="processor", max_size=settings.worker_threads + 2)
     actors.bind(
-        ProcessDeps(pool=pool, max_message_bytes=settings.max_message_bytes),
+        ProcessDeps(
+            pool=pool,
+            max_message_bytes=settings.max_message_bytes,
+            budget=MemoryBudget(settings.process_bytes_in_flight),
+        ),
         max_retries=settings.process_max_retries,
     )
     run_worker_process(settings, broker, {PROCESS_QUEUE})

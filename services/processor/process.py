@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from common.errors import PermanentError, UnparseableMail
 from services.processor import metrics, store
+from services.processor.budget import MemoryBudget
 from services.processor.parsing import ParsedMail, parse_headers_only, parse_message
 
 log = structlog.get_logger(__name__)
@@ -31,10 +32,14 @@ class RawMessageMissing(PermanentError):
     pass
 
 
+DEFAULT_BYTES_IN_FLIGHT = 128 * 1024 * 1024
+
+
 @dataclass
 class ProcessDeps:
     pool: ConnectionPool[Connection[Any]]
     max_message_bytes: int
+    budget: MemoryBudget = field(default_factory=lambda: MemoryBudget(DEFAULT_BYTES_IN_FLIGHT))
 
 
 @dataclass
@@ -59,28 +64,37 @@ def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str
     the others are written.
     """
     with deps.pool.connection() as conn:
-        raws = store.load_raws(conn, raw_ids)
-        conn.commit()  # nothing is held open while the mails are parsed
-        outcomes: dict[int, str] = {}
-        parsed: list[Parsed] = []
-        raws.reverse()
-        while raws:  # popped as parsed, so each raw mail's bytes can be freed at once
-            raw = raws.pop()
-            if raw.has_document:
-                outcomes[raw.id] = DUPLICATE
-            else:
-                parsed.append(_parse(raw, deps.max_message_bytes))
-            del raw
-        if parsed:
-            started = time.monotonic()
-            written = _write_all(conn, parsed)
-            write_share = (time.monotonic() - started) / len(parsed)
-            for item in parsed:
-                document_id, draft = written[item.draft.raw.id]
-                outcomes[draft.raw.id] = _record(draft, document_id, item.seconds + write_share)
+        # Reserved before loading: a batch's peak memory is a multiple of its raw size.
+        nbytes = store.bytes_to_parse(conn, raw_ids)
+        conn.commit()
+        with deps.budget.reserve(nbytes):
+            outcomes = _load_parse_write(conn, raw_ids, deps.max_message_bytes)
     missing = [raw_id for raw_id in raw_ids if raw_id not in outcomes]
     if missing:
         raise RawMessageMissing(f"raw messages {missing} do not exist")
+    return outcomes
+
+
+def _load_parse_write(conn: Connection[Any], raw_ids: Sequence[int], cap: int) -> dict[int, str]:
+    raws = store.load_raws(conn, raw_ids)
+    conn.commit()  # nothing is held open while the mails are parsed
+    outcomes: dict[int, str] = {}
+    parsed: list[Parsed] = []
+    raws.reverse()
+    while raws:  # popped as parsed, so each raw mail's bytes can be freed at once
+        raw = raws.pop()
+        if raw.has_document:
+            outcomes[raw.id] = DUPLICATE
+        else:
+            parsed.append(_parse(raw, cap))
+        del raw
+    if parsed:
+        started = time.monotonic()
+        written = _write_all(conn, parsed)
+        write_share = (time.monotonic() - started) / len(parsed)
+        for item in parsed:
+            document_id, draft = written[item.draft.raw.id]
+            outcomes[draft.raw.id] = _record(draft, document_id, item.seconds + write_share)
     return outcomes
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from common.errors import TransientError
 from services.processor import metrics, store
 from services.processor.process import (
     DUPLICATE,
@@ -71,8 +72,8 @@ def settle(
             try:
                 outcomes[raw_id] = process_messages(deps, [raw_id])[raw_id]
                 continue
-            except psycopg.OperationalError:
-                raise  # the database, not the mail: settle again later
+            except (psycopg.OperationalError, TransientError):
+                raise  # the database or a busy processor, not the mail: settle again later
             except RawMessageMissing:
                 outcomes[raw_id] = MISSING
                 continue

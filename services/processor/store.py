@@ -36,6 +36,17 @@ class RawMail:
     has_document: bool
 
 
+def bytes_to_parse(conn: Connection[Any], raw_ids: Sequence[int]) -> int:
+    """The raw bytes the processor will load and parse for these mails (a mail over the
+    size cap has only its headers stored and is not parsed)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(CASE WHEN too_large THEN coalesce(length(headers), 0)"
+        " ELSE size END), 0)::bigint AS n FROM raw_messages WHERE id = ANY(%s)",
+        (list(raw_ids),),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def load_raws(conn: Connection[Any], raw_ids: Sequence[int]) -> list[RawMail]:
     """The stored mails among ``raw_ids`` (missing ids are simply absent), in id order."""
     rows = conn.execute(

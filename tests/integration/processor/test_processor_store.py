@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from services.processor.budget import MemoryBudget
 from services.processor.process import (
     ProcessDeps,
     RawMessageMissing,
@@ -155,3 +158,34 @@ def test_a_batch_with_a_missing_raw_mail_writes_the_others_then_fails_permanentl
     with pytest.raises(RawMessageMissing):
         process_messages(deps, [raw_ids[0], 999_999, raw_ids[1]])
     assert len(rows(clean_database.dsn, "SELECT id FROM outbox")) == 2
+
+
+def test_large_batches_wait_for_the_parse_budget_and_all_complete(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """Four threads, four 3 MB mails, a budget that holds one at a time: they take turns
+    (parsing peaks at about 8x a mail's size) and every mail ends as a document."""
+    mails = [invoice_mail(n, to="docs@corp.example", pdf_size=2_000_000)[0] for n in range(4)]
+    raw_ids = [store_raw(clean_database.dsn, mailbox_id, n, m) for n, m in enumerate(mails, 1)]
+    budget = MemoryBudget(len(mails[0]) + 1000)
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000, budget=budget)
+    pool.resize(min_size=1, max_size=4)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.005):
+            seen.append(budget.in_use)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with ThreadPoolExecutor(4) as threads:
+        outcomes = list(threads.map(lambda raw_id: process_messages(deps, [raw_id]), raw_ids))
+    done.set()
+    watcher.join()
+
+    assert outcomes == [{raw_id: "processed"} for raw_id in raw_ids]
+    assert 0 < max(seen) <= budget.limit_bytes  # one mail's bytes at a time, never two
+    assert budget.in_use == 0
+    docs = rows(clean_database.dsn, "SELECT state FROM documents")
+    assert docs == [{"state": "processed"}] * 4
