@@ -37,7 +37,8 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
             if unseen != seeded.mails:
                 raise RuntimeError(f"reset left {unseen} unseen, expected {seeded.mails}")
 
-        runs: dict[str, list[Throughput]] = {"bare1": [], "bare8": [], "fetchmail": []}
+        runs: dict[str, list[Throughput]] = {"bare1": [], "bare8": [], "fetchmail": [],
+                                             "fetchmail_plain": []}
         cpu: dict[str, dict[str, float]] = {}
         for i in range(repeats):
             for key, threads in (("bare1", 1), ("bare8", 8)):
@@ -47,13 +48,16 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
                     result = bare.run(harness.standin, harness.tenant["id"], addresses, threads)
                 runs[key].append(_add(report, section, f"{key}#{i}", result))
                 cpu[key] = account.milliseconds_per(result.mails)
-        fresh()
-        with CpuAccount() as account:
-            result = fetchmail_peer.run(dovecot, addresses,
-                                        harness.directory / f"fetchmail-{section}")
-        runs["fetchmail"].append(_add(report, section, "fetchmail#0", result))
-        cpu["fetchmail"] = account.milliseconds_per(result.mails)
-        report.add(section, "fetchmail_left_unseen", unseen_total(dovecot, addresses))
+        # IMAPS is the reference (every peer uses TLS); the plain-port run is for comparison
+        # with the earlier rounds, which used it.
+        for key, tls in (("fetchmail", True), ("fetchmail_plain", False)):
+            fresh()
+            with CpuAccount() as account:
+                result = fetchmail_peer.run(dovecot, addresses,
+                                            harness.directory / f"{key}-{section}", tls=tls)
+            runs[key].append(_add(report, section, f"{key}#0", result))
+            cpu[key] = account.milliseconds_per(result.mails)
+            report.add(section, f"{key}_left_unseen", unseen_total(dovecot, addresses))
         fresh()
         with CpuAccount(stack.pids()) as account:
             result, _ = bandeja_e2e.run(stack, sink, seeded, "Bandeja end to end")
