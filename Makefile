@@ -4,6 +4,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
+# Test processes side by side: the suite mostly waits on real servers and service
+# processes, and each worker gets its own stand-in, database and vhost.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup system-packages lint test unit audit demo bench chaos clean
 
@@ -23,7 +26,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest -m 'not chaos' $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not chaos' -n $(PYTEST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 audit: setup
 	$(PY) -m scripts.audit_dependencies

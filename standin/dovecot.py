@@ -346,6 +346,18 @@ class DovecotRunner:
             return int(text.split("APPENDUID", 1)[1].split()[1].rstrip("]"))
         return None
 
+    def append_many(self, address: str, raws: Iterable[bytes], folder: str = "INBOX") -> int:
+        """APPEND many messages in one session (a session per mail costs about 13 ms
+        here, an APPEND in an open one about 3 ms); returns how many were appended."""
+        count = 0
+        with self.admin_session(address) as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for raw in raws:
+                client.append(folder, raw)
+                count += 1
+        return count
+
     def unseen_uids(self, address: str, folder: str = "INBOX") -> list[int]:
         with self.admin_session(address) as client:
             client.select_folder(folder, readonly=True)

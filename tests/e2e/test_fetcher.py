@@ -61,10 +61,9 @@ def test_fifty_mailboxes_drained_in_parallel_each_mail_stored_once(
         )
     message_ids = set()
     for address in addresses:
-        for n in range(4):
-            raw, _ = invoice_mail(n, to=address)
-            standin.dovecot.append(address, raw)
-            message_ids.add(str(message_from_bytes(raw)["Message-ID"]).strip())
+        raws = [invoice_mail(n, to=address)[0] for n in range(4)]
+        standin.dovecot.append_many(address, raws)
+        message_ids.update(str(message_from_bytes(raw)["Message-ID"]).strip() for raw in raws)
     dsn = services.env["BANDEJA_DATABASE_URL"]
     wait_until(lambda: len(_documents(dsn)) >= 200, 120, what="200 documents")
     time.sleep(2)
@@ -83,9 +82,9 @@ def test_fetcher_killed_mid_batch_loses_and_duplicates_nothing(
     services.running["fetcher"].stop()
     address = _connect(standin, services, tenant, "killed")
     total = 300
-    for n in range(total):
-        raw, _ = invoice_mail(n, to=address, pdf_size=20_000)
-        standin.dovecot.append(address, raw)
+    standin.dovecot.append_many(
+        address, (invoice_mail(n, to=address, pdf_size=20_000)[0] for n in range(total))
+    )
     dsn = services.env["BANDEJA_DATABASE_URL"]
     env = services.env
 

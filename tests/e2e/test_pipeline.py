@@ -87,8 +87,9 @@ def test_database_outage_mid_run_loses_nothing(
     every mail is one document with one event, and no process has died."""
     services = start_services(idle_sessions="0", poll_interval="1")
     address = _connect(standin, services, tenant, "outage")
-    for n in range(30):
-        standin.dovecot.append(address, invoice_mail(n, to=address, pdf_size=50_000)[0])
+    standin.dovecot.append_many(
+        address, (invoice_mail(n, to=address, pdf_size=50_000)[0] for n in range(30))
+    )
     wait_until(
         lambda: len(query(clean_database.dsn, "SELECT id FROM documents")) >= 5,
         60,
