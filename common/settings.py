@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     idle_sessions: int = 200
     # Re-issue IDLE well within Exchange's undocumented timeout (RFC 2177: < 29 min).
     idle_renew_seconds: float = 600.0
-    # Retries of a processing message (backoff 1 s doubling to 2 min: 8 ≈ 10 minutes)
+    # Retries of a processing message (backoff 1 s doubling to 2 min, jittered: 8 ≈ 5 minutes)
     # before its mails are settled: one last attempt each, else a `failed` document.
     process_max_retries: int = Field(default=8, ge=0, le=20)
     # Raw mail bytes one processor process loads and parses at once (parsing peaks at about

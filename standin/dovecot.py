@@ -338,8 +338,7 @@ class DovecotRunner:
                folder: str = "INBOX") -> int | None:
         """APPEND a message; returns its UID (UIDPLUS)."""
         with self.admin_session(address) as client:
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
+            _ensure_folder(client, folder)
             answer = client.append(folder, raw, flags=tuple(flags))
         text = answer.decode() if isinstance(answer, bytes) else str(answer)
         if "APPENDUID" in text:
@@ -351,8 +350,7 @@ class DovecotRunner:
         here, an APPEND in an open one about 3 ms); returns how many were appended."""
         count = 0
         with self.admin_session(address) as client:
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
+            _ensure_folder(client, folder)
             for raw in raws:
                 client.append(folder, raw)
                 count += 1
@@ -399,3 +397,8 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _ensure_folder(client: IMAPClient, folder: str) -> None:
+    if not client.folder_exists(folder):
+        client.create_folder(folder)

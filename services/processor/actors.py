@@ -15,7 +15,8 @@ _deps: ProcessDeps | None = None
 
 SETTLE_ACTOR = "settle_exhausted_processing"
 
-# Retries cover a database or broker outage (with the default 8, about 10 minutes in all;
+# Retries cover a database or broker outage (with the default 8, about 5 minutes of backoff:
+# 4.6 on average with dramatiq's jitter, from dramatiq.common.compute_backoff;
 # each delay stays under RabbitMQ's 30-minute consumer_timeout for delayed messages).
 # Then the message is dead-lettered to process.XQ and its mails are settled (settle.py):
 # a last attempt each, else a `failed` document.
@@ -60,7 +61,7 @@ def process_message_actor(raw_id: int) -> None:
 
 
 # Sent by dramatiq's Retries middleware with the dead message and its retry count. Its
-# own retries ride out a database outage for about an hour and a half (settling needs the
+# own retries ride out a database outage for about an hour of backoff (settling needs the
 # database too); past that it is dead-lettered like any other message (runbooks.md).
 @dramatiq.actor(
     actor_name=SETTLE_ACTOR,

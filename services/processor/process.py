@@ -110,18 +110,20 @@ def _parse(raw: store.RawMail, cap: int) -> Parsed:
 def _parse_mail(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:
     if raw.too_large or raw.raw is None:
         reason = f"message of {raw.size} bytes exceeds the {cap}-byte cap; headers kept"
-        return headers_only(raw.headers or b""), "too_large", reason
+        return envelope(raw), "too_large", reason
     try:
         return parse_message(raw.raw), "processed", None
     except UnparseableMail as exc:
-        return headers_only(raw.raw[: 256 * 1024]), "failed", exc.reason
+        return envelope(raw), "failed", exc.reason
 
 
-def headers_only(head: bytes) -> ParsedMail:
-    """The envelope of a mail that will not be parsed whole; a bodiless mail with a defect
-    if even its headers are unreadable."""
+def envelope(raw: store.RawMail) -> ParsedMail:
+    """The headers of a mail that will not be parsed whole (its stored headers when it was
+    over the size cap, else read from its first 256 KiB); a bodiless mail with a defect if
+    even those are unreadable."""
+    head = raw.headers if raw.too_large or raw.raw is None else raw.raw[: 256 * 1024]
     try:
-        return parse_headers_only(head)
+        return parse_headers_only(head or b"")
     except UnparseableMail:
         return ParsedMail.bodiless(defects=["unreadable headers"])
 

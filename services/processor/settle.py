@@ -26,7 +26,7 @@ from services.processor.process import (
     DUPLICATE,
     ProcessDeps,
     RawMessageMissing,
-    headers_only,
+    envelope,
     process_messages,
 )
 
@@ -95,8 +95,7 @@ def _record_failed(deps: ProcessDeps, raw_id: int, reason: str) -> str:
         raw = raws[0]
         if raw.has_document:
             return DUPLICATE
-        head = raw.headers or (raw.raw or b"")[: 256 * 1024]
-        draft = store.Draft(raw, headers_only(head), "failed", reason)
+        draft = store.Draft(raw, envelope(raw), "failed", reason)
         with conn.transaction():
             written = store.write_documents(conn, [draft])
     if written[raw_id] is None:

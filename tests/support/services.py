@@ -43,8 +43,6 @@ def free_port(*, reserve: bool = False) -> int:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         if port not in _reserved:
-            if reserve:
-                _reserved.add(port)
             return port
 
 
