@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # before its mails are settled: one last attempt each, else a `failed` document.
     process_max_retries: int = Field(default=8, ge=0, le=20)
     # Raw mail bytes one processor process loads and parses at once (parsing peaks at about
-    # 11x a mail's size in RSS): 128 MiB keeps eight threads on large mails near 1.3 GiB,
+    # 8-11x a mail's size): 128 MiB keeps eight threads on large mails near 1.3 GiB,
     # within the 2 GiB pod limit (services/processor/budget.py).
     process_bytes_in_flight: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
