@@ -6,6 +6,7 @@ outage (OPS.md §4.2). Readiness does, so a rollout waits for dependencies.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -90,19 +91,21 @@ def health_routes(liveness: dict[str, Check], readiness: dict[str, Check]) -> li
 
 
 class OpsServer:
-    """Serves /healthz, /readyz and /metrics for a worker process in a background thread."""
+    """Serves /healthz, /readyz and /metrics for a worker process in a background thread.
+
+    The port is bound here, in the caller's thread: uvicorn reports a bind failure with
+    ``sys.exit`` inside its own thread, which would end only that thread and leave a worker
+    running without probes or metrics (and a probe answered by whoever holds the port).
+    """
 
     def __init__(self, port: int, liveness: dict[str, Check], readiness: dict[str, Check]) -> None:
+        self._socket = _listening_socket(port)
         app = Starlette(routes=health_routes(liveness, readiness))
-        config = uvicorn.Config(
-            app,
-            host="0.0.0.0",  # noqa: S104 - scraped and probed from outside the pod
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
+        config = uvicorn.Config(app, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="ops-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, args=([self._socket],), name="ops-server", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -111,3 +114,15 @@ class OpsServer:
         self._server.should_exit = True
         with suppress(RuntimeError):
             self._thread.join(timeout=5)
+        self._socket.close()
+
+
+def _listening_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("0.0.0.0", port))  # noqa: S104 - scraped and probed from outside the pod
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"ops server cannot listen on port {port}: {exc.strerror}") from exc
+    return sock

@@ -72,18 +72,19 @@ def run_worker_process(
     )
     loops = [*loops, ("queue-depth", depths.run_forever)]
     worker = Worker(broker, queues=queues, worker_threads=settings.worker_threads)
-    worker.start()
 
     def workers_alive() -> None:
         dead = [t.name for t in worker.workers if not t.is_alive()]
         if dead:
             raise RuntimeError(f"worker threads died: {dead}")
 
+    # Bound before any message is taken: a port in use ends the process here.
     ops = OpsServer(
         settings.metrics_port,
         liveness={"workers": workers_alive, **(liveness or {})},
         readiness=readiness_checks(settings),
     )
+    worker.start()
     ops.start()
     threads = start_loops(loops, stop)
     log.info("worker_started", queues=sorted(queues), threads=settings.worker_threads)

@@ -48,9 +48,9 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
 @pytest.fixture(scope="session")
 def auth_port(standin: StandIn) -> int:
     """The auth service's port for this session, chosen once the stand-in listens (so
-    nothing of it can hold the port) and reserved against later picks; the app's
-    redirect URIs are registered with it."""
-    port = free_port(reserve=True)
+    nothing of it can hold the port) and never handed out again; the app's redirect URIs
+    are registered with it."""
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     standin.identity.control.register_client(
         CLIENT_ID, CLIENT_SECRET, [f"{base}/oauth/callback", f"{base}/admin-consent/callback"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from tests.deploy.test_prometheus import RULES, _alerts, dashboard_exprs, metric
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_mailbox
 from tests.support.mail import invoice_mail
-from tests.support.services import Services, free_port
+from tests.support.services import ServiceProcess, Services, free_port
 from tests.support.waiting import wait_until
 
 HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
@@ -152,3 +153,22 @@ def test_prometheus_sees_the_reauth_alert_go_pending(
     finally:
         prometheus.terminate()
         prometheus.wait(10)
+
+
+def test_a_worker_whose_metrics_port_is_taken_exits_saying_so(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A worker that cannot serve its probes and metrics must not work unseen: it exits
+    at start, non-zero, naming the port, before it takes any message."""
+    for command in ("fetcher", "processor", "relay"):
+        with socket.socket() as holder:
+            holder.bind(("0.0.0.0", 0))  # noqa: S104 - where the ops server binds
+            holder.listen()
+            port = holder.getsockname()[1]
+            worker = ServiceProcess(command, services_env, tmp_path, port)
+            try:
+                returncode = worker.process.wait(60)
+            finally:
+                worker.stop()
+        assert returncode != 0, command
+        assert f"ops server cannot listen on port {port}" in worker.logs(), worker.logs()[-2000:]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -22,47 +21,42 @@ CLIENT_SECRET = "test-client-secret-9f2c7e"
 ADMIN_TOKEN = "test-admin-token-4b1d0a"
 
 
-_reserved: set[int] = set()
+_handed_out: set[int] = set()
 
 
-def free_port(*, reserve: bool = False) -> int:
-    """A port nothing listens on now and that no earlier caller reserved.
+def free_port() -> int:
+    """A port nothing listens on now, never handed out before by this test process, from
+    this process's own slice of the range below the kernel's ephemeral ports.
 
-    The auth port is chosen once per session (redirect URIs are registered with it) and
-    reserved, so a worker's metrics server can never take it between two tests. It is
-    also taken from below the kernel's ephemeral range: between two auth processes the
-    port is unbound, and any outgoing connection (to PostgreSQL, RabbitMQ…) could
-    otherwise get it as its source port ("address already in use" at the next start).
+    Below the ephemeral range, no outgoing connection (to PostgreSQL, RabbitMQ…) can take
+    the port as its source port between the choice and the service's bind. Each pytest-xdist
+    worker has its own slice, so two workers never hand out the same port; within a worker a
+    port is given once, so a service not yet listening cannot be given its port twice. (A
+    service whose port is taken anyway exits at start: `OpsServer` binds before it works.)
     """
-    if reserve:
-        port = _port_below_ephemeral_range()
-        _reserved.add(port)
-        return port
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _reserved:
-            return port
-
-
-def _port_below_ephemeral_range() -> int:
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768  # Linux's default
-    candidates = list(range(max(low - 12000, 10000), low))
-    random.shuffle(candidates)
-    for port in candidates:
-        if port in _reserved:
+    for port in _own_slice():
+        if port in _handed_out:
             continue
+        _handed_out.add(port)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
         return port
-    raise RuntimeError("no free port below the ephemeral range")
+    raise RuntimeError("every port of this test process's slice has been handed out")
+
+
+def _own_slice() -> range:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    first = max(low - 16000, 10000)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = (low - first) // max(workers, 1)
+    return range(first + worker * size, first + (worker + 1) * size)
 
 
 def service_env(
