@@ -124,5 +124,6 @@ def _listening_socket(port: int) -> socket.socket:
         sock.bind(("0.0.0.0", port))  # noqa: S104 - scraped and probed from outside the pod
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"ops server cannot listen on port {port}: {exc.strerror}") from exc
+        reason = f"ops server cannot listen on port {port}: {exc.strerror}"
+        raise OSError(exc.errno, reason) from exc
     return sock

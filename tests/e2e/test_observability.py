@@ -162,7 +162,7 @@ def test_a_worker_whose_metrics_port_is_taken_exits_saying_so(
     at start, non-zero, naming the port, before it takes any message."""
     for command in ("fetcher", "processor", "relay"):
         with socket.socket() as holder:
-            holder.bind(("0.0.0.0", 0))  # noqa: S104 - where the ops server binds
+            holder.bind(("0.0.0.0", 0))  # where the ops server binds
             holder.listen()
             port = holder.getsockname()[1]
             worker = ServiceProcess(command, services_env, tmp_path, port)
