@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
+DEFAULT_PROCESS_BYTES_IN_FLIGHT = 128 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
     # Raw mail bytes one processor process loads and parses at once (parsing peaks at about
     # 8-11x a mail's size): 128 MiB keeps eight threads on large mails near 1.3 GiB,
     # within the 2 GiB pod limit (services/processor/budget.py).
-    process_bytes_in_flight: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    process_bytes_in_flight: int = Field(default=DEFAULT_PROCESS_BYTES_IN_FLIGHT, ge=1024 * 1024)
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
     mailbox_error_threshold: int = 3
     oauth_state_ttl: float = 600.0

@@ -73,22 +73,43 @@ def cmd_rotate_keys(_: argparse.Namespace) -> int:
 def cmd_reprocess(args: argparse.Namespace) -> int:
     from common.broker import setup_broker
     from common.db import connect
-    from services.processor.reprocess import reprocess
+    from common.health import broker_check
+    from services.processor.reprocess import SendInterrupted, reprocess
 
     if not args.failed and args.stranded_minutes is None:
         print("bandeja reprocess: give --failed, --stranded-minutes N or both", file=sys.stderr)
         return 2
     settings = _settings("reprocess")
     if not args.dry_run:
+        # Checked before any failed document is deleted, so a broker that is down
+        # leaves everything as it was.
+        try:
+            broker_check(settings.broker_url)()
+        except Exception as exc:  # noqa: BLE001 - any failure: reported by type, URL kept out
+            print(
+                f"bandeja reprocess: the broker does not answer ({type(exc).__name__});"
+                " nothing changed",
+                file=sys.stderr,
+            )
+            return 1
         setup_broker(settings.broker_url)
     with connect(settings.crm_dsn) as conn:
-        summary = reprocess(
-            conn,
-            failed=args.failed,
-            stranded_minutes=args.stranded_minutes,
-            mailbox=args.mailbox,
-            dry_run=args.dry_run,
-        )
+        try:
+            summary = reprocess(
+                conn,
+                failed=args.failed,
+                stranded_minutes=args.stranded_minutes,
+                mailbox=args.mailbox,
+                dry_run=args.dry_run,
+            )
+        except SendInterrupted as exc:
+            print(
+                f"bandeja reprocess: the broker failed after {exc.sent} of {exc.total}"
+                " messages; the mails not sent have no document now: run"
+                " `bandeja reprocess --stranded-minutes 0` once the broker answers",
+                file=sys.stderr,
+            )
+            return 1
     print(json.dumps(summary))
     return 0
 

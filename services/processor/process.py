@@ -19,6 +19,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.errors import PermanentError, UnparseableMail
+from common.settings import DEFAULT_PROCESS_BYTES_IN_FLIGHT
 from services.processor import metrics, store
 from services.processor.budget import MemoryBudget
 from services.processor.parsing import ParsedMail, parse_headers_only, parse_message
@@ -32,14 +33,13 @@ class RawMessageMissing(PermanentError):
     pass
 
 
-DEFAULT_BYTES_IN_FLIGHT = 128 * 1024 * 1024
-
-
 @dataclass
 class ProcessDeps:
     pool: ConnectionPool[Connection[Any]]
     max_message_bytes: int
-    budget: MemoryBudget = field(default_factory=lambda: MemoryBudget(DEFAULT_BYTES_IN_FLIGHT))
+    budget: MemoryBudget = field(
+        default_factory=lambda: MemoryBudget(DEFAULT_PROCESS_BYTES_IN_FLIGHT)
+    )
 
 
 @dataclass

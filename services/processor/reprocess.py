@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import dramatiq
 import structlog
 from psycopg import Connection
 
@@ -58,11 +59,23 @@ def forget_failed_documents(conn: Connection[Any], raw_ids: Sequence[int]) -> in
     return cursor.rowcount
 
 
+class SendInterrupted(Exception):
+    """The broker failed part way: ``sent`` of ``total`` messages were confirmed."""
+
+    def __init__(self, sent: int, total: int) -> None:
+        super().__init__(f"{sent} of {total} processing messages sent")
+        self.sent = sent
+        self.total = total
+
+
 def send_for_processing(raw_ids: Sequence[int]) -> int:
     """Enqueue the mails in batches; returns the messages sent (each broker-confirmed)."""
     batches = [list(raw_ids[i : i + BATCH]) for i in range(0, len(raw_ids), BATCH)]
-    for batch in batches:
-        broker.send(broker.PROCESS_QUEUE, PROCESS_ACTOR, batch)
+    for sent, batch in enumerate(batches):
+        try:
+            broker.send(broker.PROCESS_QUEUE, PROCESS_ACTOR, batch)
+        except dramatiq.errors.ConnectionError as exc:
+            raise SendInterrupted(sent, len(batches)) from exc
     return len(batches)
 
 
@@ -81,8 +94,11 @@ def reprocess(
     summary = {"failed": len(failed_ids), "stranded": len(stranded_ids), "messages": 0}
     if dry_run:
         return summary
-    with conn.transaction():
-        summary["failed_documents_deleted"] = forget_failed_documents(conn, failed_ids)
+    summary["failed_documents_deleted"] = forget_failed_documents(conn, failed_ids)
+    # Committed before the mails are sent (the selects above opened a transaction, in which
+    # `conn.transaction()` would only be a savepoint): a processor that still saw the failed
+    # documents would take the mails for done and drop the messages.
+    conn.commit()
     summary["messages"] = send_for_processing(sorted(set(failed_ids) | set(stranded_ids)))
     log.info("reprocess_sent", mailbox=mailbox, **summary)
     return summary

@@ -17,6 +17,7 @@ from tests.support.services import Services, new_token_keys, service_env
 def services_env(
     clean_database: TestDatabase, vhost: TestVhost, standin: StandIn, auth_port: int
 ) -> dict[str, str]:
+    vhost.purge_work_queues()
     return service_env(
         database_url=clean_database.dsn,
         broker_url=vhost.url,

@@ -151,14 +151,23 @@ def test_mail_the_crm_keeps_refusing_is_settled_as_failed_then_reprocessed(
             conn.execute("DROP TRIGGER refuse_documents ON documents")
             conn.execute("DROP FUNCTION refuse_documents")
 
-    done = subprocess.run(
-        [sys.executable, "-m", "services", "reprocess", "--failed", "--mailbox", address],
-        env={**os.environ, **services_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    def reprocess_failed(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services", "reprocess", "--failed", "--mailbox", address],
+            env={**os.environ, **services_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    # With the broker unreachable, the operator is told and nothing is deleted.
+    refused = reprocess_failed(BANDEJA_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/")
+    assert refused.returncode == 1
+    assert "the broker does not answer (AMQPConnectionError); nothing changed" in refused.stderr
+    assert [d["state"] for d in query(dsn, "SELECT state FROM documents")] == ["failed"] * 3
+
+    done = reprocess_failed()
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["failed_documents_deleted"] == 3
     erp_consumer.wait_for("bandeja.document.processed", 3, timeout=60)

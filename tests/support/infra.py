@@ -12,8 +12,10 @@ import subprocess
 import uuid
 from urllib.parse import quote
 
+import pika
 import psycopg
 
+from common.broker import WORKER_QUEUES
 from common.migrate import migrate
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -73,3 +75,19 @@ class TestVhost:
 
     def drop(self) -> None:
         rabbitmqctl("delete_vhost", self.name)
+
+    def purge_work_queues(self) -> None:
+        """Empty the worker queues (and their delay and dead-letter queues). The vhost
+        lives for the session while each test's database starts empty with its ids from 1:
+        a retry left by one test would otherwise process another test's mail 1."""
+        with pika.BlockingConnection(pika.URLParameters(self.url)) as connection:
+            for base in WORKER_QUEUES:
+                for name in (base, f"{base}.DQ", f"{base}.XQ"):
+                    channel = connection.channel()
+                    try:
+                        channel.queue_purge(name)
+                    except pika.exceptions.ChannelClosedByBroker as exc:
+                        if exc.reply_code != 404:  # 404: not declared yet, nothing to purge
+                            raise
+                    else:
+                        channel.close()

@@ -3,20 +3,33 @@ real PostgreSQL, with a CRM that refuses documents (a trigger a DBA might add)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
+import dramatiq
+import pika
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from common.broker import PROCESS_QUEUE, setup_broker
 from common.db import connect
+from services.processor.budget import BudgetWaitTooLong, MemoryBudget
 from services.processor.process import ProcessDeps, process_messages
-from services.processor.reprocess import failed_raw_ids, forget_failed_documents, stranded_raw_ids
+from services.processor.reprocess import (
+    SendInterrupted,
+    failed_raw_ids,
+    forget_failed_documents,
+    reprocess,
+    stranded_raw_ids,
+)
 from services.processor.settle import settle
 from tests.integration.processor.stored import rows, store_raw
 from tests.support.events import validate_event
-from tests.support.infra import TestDatabase
+from tests.support.infra import TestDatabase, TestVhost
 from tests.support.mail import invoice_mail
+from tests.support.services import free_port
 
 # Refuses every document except a settled failure: what a broken CRM looks like to the
 # processor, including for the `failed` document it writes when one mail is refused.
@@ -108,6 +121,24 @@ def test_a_mail_that_timed_out_is_not_parsed_again(
     assert doc["invoices"] == []  # the invoice attachment was never looked at
 
 
+def test_settling_waits_for_room_in_the_parse_budget(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """Settling loads the whole raw mail, so while other mails use up the parse budget it
+    waits, and gives up (to be retried by dramatiq) rather than load it anyway."""
+    dsn = clean_database.dsn
+    raw_ids, _ = _stored_batch(dsn, mailbox_id, 1)
+    budget = MemoryBudget(1024 * 1024, max_wait_seconds=0.3)
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000, budget=budget)
+
+    with budget.reserve(1024 * 1024), pytest.raises(BudgetWaitTooLong):
+        settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=3)
+    assert rows(dsn, "SELECT id FROM documents") == []
+    assert settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=3) == {
+        raw_ids[0]: "failed"
+    }
+
+
 def test_a_settled_mail_with_a_document_already_is_left_alone(
     pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
 ) -> None:
@@ -145,3 +176,56 @@ def test_reprocess_finds_failed_and_stranded_mails_and_forgets_only_failed_docum
 
     assert rows(dsn, "SELECT raw_message_id FROM documents") == [{"raw_message_id": processed}]
     assert process_messages(deps, [failed]) == {failed: "processed"}
+
+
+def _reprocess_failed(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return reprocess(conn, failed=True, stranded_minutes=None, mailbox=None, dry_run=False)
+
+
+def test_reprocess_deletes_for_good_before_the_mails_reach_a_processor(
+    pool: ConnectionPool, clean_database: TestDatabase, vhost: TestVhost, mailbox_id: int
+) -> None:
+    """When the processing message is on the queue, every processor already sees the
+    failed documents gone; if it still saw them it would take the mails for done."""
+    dsn = clean_database.dsn
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
+    raw_ids, _ = _stored_batch(dsn, mailbox_id, 2)
+    settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=9)
+    vhost.purge_work_queues()
+    previous = dramatiq.get_broker()
+    setup_broker(vhost.url)
+    try:
+        with connect(dsn) as conn:
+            summary = _reprocess_failed(conn)
+            # Still inside the command's connection, seen from another one:
+            assert rows(dsn, "SELECT id FROM documents") == []
+    finally:
+        dramatiq.get_broker().close()
+        dramatiq.set_broker(previous)
+    assert summary == {"failed": 2, "stranded": 0, "messages": 1, "failed_documents_deleted": 2}
+    with pika.BlockingConnection(pika.URLParameters(vhost.url)) as connection:
+        _, _, body = connection.channel().basic_get(PROCESS_QUEUE, auto_ack=True)
+    assert body is not None
+    assert json.loads(body)["args"] == [raw_ids]
+
+
+def test_reprocess_cut_off_by_the_broker_says_so_and_leaves_mails_it_can_find_again(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """A broker that fails after the failed documents were deleted stops the run with how
+    much was sent; the mails not sent are exactly the ones `--stranded-minutes 0` finds."""
+    dsn = clean_database.dsn
+    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
+    raw_ids, _ = _stored_batch(dsn, mailbox_id, 2)
+    settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=9)
+    previous = dramatiq.get_broker()
+    setup_broker(f"amqp://guest:guest@127.0.0.1:{free_port()}/?connection_attempts=1")
+    try:
+        with connect(dsn) as conn, pytest.raises(SendInterrupted) as interrupted:
+            _reprocess_failed(conn)
+    finally:
+        dramatiq.set_broker(previous)
+    assert (interrupted.value.sent, interrupted.value.total) == (0, 1)
+    assert rows(dsn, "SELECT id FROM documents") == []
+    with connect(dsn) as conn:
+        assert stranded_raw_ids(conn, 0, None) == raw_ids
