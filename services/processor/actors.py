@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from common.broker import PROCESS_QUEUE
 from common.errors import PermanentError
@@ -40,6 +41,13 @@ def bind(deps: ProcessDeps, *, max_retries: int | None = None) -> None:
             actor.options["max_retries"] = max_retries
 
 
+def _redelivered() -> bool:
+    """RabbitMQ's flag: this message was given out before and never acknowledged, which is
+    what a processor that died while holding it leaves behind (crashes.py)."""
+    message = CurrentMessage.get_current_message()
+    return bool(getattr(message, "redelivered", False))
+
+
 def _bound() -> ProcessDeps:
     assert _deps is not None, "services.processor.actors.bind() was not called"
     return _deps
@@ -50,14 +58,14 @@ def _bound() -> ProcessDeps:
 # the pod's termination grace period, so a rollout never cuts a batch short.
 @dramatiq.actor(actor_name="process_messages", time_limit=2 * 60 * 1000, **_RETRIES)
 def process_messages_actor(raw_ids: list[int]) -> None:
-    process_messages(_bound(), raw_ids)
+    process_messages(_bound(), raw_ids, redelivered=_redelivered())
 
 
 # One mail by id: for an operator re-driving a dead letter, and for messages sent by a
 # fetcher of an earlier release during a rolling upgrade.
 @dramatiq.actor(actor_name="process_message", time_limit=2 * 60 * 1000, **_RETRIES)
 def process_message_actor(raw_id: int) -> None:
-    process_messages(_bound(), [raw_id])
+    process_messages(_bound(), [raw_id], redelivered=_redelivered())
 
 
 # Sent by dramatiq's Retries middleware with the dead message and its retry count. Its

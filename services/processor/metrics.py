@@ -10,5 +10,9 @@ PROCESS_DURATION = Histogram(
     "Time to parse one mail and write its document (its share of the batch transaction)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
+PROCESS_CRASHES = Counter(
+    "bandeja_process_crashes",
+    "Mails a processor was parsing when it died, counted by the one that took their message over",
+)
 for _state in ("processed", "failed", "too_large"):
     DOCUMENTS.labels(_state)

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from common.errors import PermanentError, UnparseableMail
 from common.settings import DEFAULT_PROCESS_BYTES_IN_FLIGHT
-from services.processor import metrics, store
+from services.processor import crashes, metrics, store
 from services.processor.budget import MemoryBudget
 from services.processor.parsing import ParsedMail, parse_headers_only, parse_message
 
@@ -55,28 +55,62 @@ def process_message(deps: ProcessDeps, raw_id: int) -> str:
     return process_messages(deps, [raw_id])[raw_id]
 
 
-def process_messages(deps: ProcessDeps, raw_ids: Sequence[int]) -> dict[int, str]:
+def process_messages(
+    deps: ProcessDeps, raw_ids: Sequence[int], *, redelivered: bool = False
+) -> dict[int, str]:
     """Process stored mails; return each one's document state, or ``duplicate``.
 
     Database and broker failures propagate, so dramatiq retries the batch with backoff
     (documents already written are skipped on the retry). Only a mail's own defects end
     as a ``failed`` document. Ids with no stored mail raise ``RawMessageMissing`` after
-    the others are written.
+    the others are written. ``redelivered``: RabbitMQ gave this message out before and it
+    was never acknowledged, so the process that had it may have died on one of its mails
+    (crashes.py).
     """
-    with deps.pool.connection() as conn:
-        # Reserved before loading: a batch's peak memory is a multiple of its raw size.
-        nbytes = store.bytes_to_parse(conn, raw_ids)
-        conn.commit()
-        with deps.budget.reserve(nbytes):
-            outcomes = _load_parse_write(conn, raw_ids, deps.max_message_bytes)
+    crashed = crashes.count(deps.pool, raw_ids) if redelivered else {}
+    # After a death the mails go one at a time, so that the next one is pinned on its cause.
+    batches = [[raw_id] for raw_id in raw_ids] if crashed else [list(raw_ids)]
+    outcomes: dict[int, str] = {}
+    for batch in batches:
+        outcomes.update(_process_batch(deps, batch))
     missing = [raw_id for raw_id in raw_ids if raw_id not in outcomes]
     if missing:
         raise RawMessageMissing(f"raw messages {missing} do not exist")
     return outcomes
 
 
-def _load_parse_write(conn: Connection[Any], raw_ids: Sequence[int], cap: int) -> dict[int, str]:
-    raws = store.load_raws(conn, raw_ids)
+def _process_batch(deps: ProcessDeps, raw_ids: list[int]) -> dict[int, str]:
+    with deps.pool.connection() as conn:
+        started = store.start_processing(conn, raw_ids)
+        conn.commit()
+        given_up = {s.raw_id: s.crashes for s in started if s.crashes >= crashes.LIMIT}
+        nbytes = sum(s.nbytes for s in started if s.raw_id not in given_up)
+        try:
+            # Reserved before loading: a batch's peak memory is a multiple of its raw size.
+            with deps.budget.reserve(nbytes):
+                return _load_parse_write(conn, raw_ids, deps.max_message_bytes, given_up)
+        except BaseException:
+            _unmark(conn, raw_ids)
+            raise
+
+
+def _unmark(conn: Connection[Any], raw_ids: list[int]) -> None:
+    try:
+        conn.rollback()
+        store.stop_processing(conn, raw_ids)
+        conn.commit()
+    except psycopg.Error as exc:
+        # Likely what failed the attempt. A mark left behind counts as a crash only if this
+        # message also comes back redelivered, and a mail needs LIMIT of those.
+        log.warning("processing_marks_left", error_type=type(exc).__name__)
+
+
+def _load_parse_write(
+    conn: Connection[Any], raw_ids: Sequence[int], cap: int, given_up: dict[int, int]
+) -> dict[int, str]:
+    raws = store.load_raws(conn, [raw_id for raw_id in raw_ids if raw_id not in given_up])
+    if given_up:  # their headers are all that is read: never more than a head in memory
+        raws += store.load_raws(conn, sorted(given_up), head_only=True)
     conn.commit()  # nothing is held open while the mails are parsed
     outcomes: dict[int, str] = {}
     parsed: list[Parsed] = []
@@ -85,6 +119,8 @@ def _load_parse_write(conn: Connection[Any], raw_ids: Sequence[int], cap: int) -
         raw = raws.pop()
         if raw.has_document:
             outcomes[raw.id] = DUPLICATE
+        elif raw.id in given_up:
+            parsed.append(_given_up(raw, given_up[raw.id]))
         else:
             parsed.append(_parse(raw, cap))
         del raw
@@ -107,6 +143,13 @@ def _parse(raw: store.RawMail, cap: int) -> Parsed:
     return Parsed(store.Draft(parsed_from, mail, state, reason), time.monotonic() - started)
 
 
+def _given_up(raw: store.RawMail, crash_count: int) -> Parsed:
+    """A mail that killed the processor too often: its headers only, never parsed whole."""
+    mail = envelope(raw)
+    kept = dataclasses.replace(raw, raw=None, headers=None)
+    return Parsed(store.Draft(kept, mail, "failed", crashes.reason(crash_count)), 0.0)
+
+
 def _parse_mail(raw: store.RawMail, cap: int) -> tuple[ParsedMail, str, str | None]:
     if raw.too_large or raw.raw is None:
         reason = f"message of {raw.size} bytes exceeds the {cap}-byte cap; headers kept"
@@ -121,7 +164,7 @@ def envelope(raw: store.RawMail) -> ParsedMail:
     """The headers of a mail that will not be parsed whole (its stored headers when it was
     over the size cap, else read from its first 256 KiB); a bodiless mail with a defect if
     even those are unreadable."""
-    head = raw.headers if raw.too_large or raw.raw is None else raw.raw[: 256 * 1024]
+    head = raw.headers if raw.too_large or raw.raw is None else raw.raw[: store.HEAD_BYTES]
     try:
         return parse_headers_only(head or b"")
     except UnparseableMail:

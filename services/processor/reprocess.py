@@ -51,9 +51,15 @@ def stranded_raw_ids(conn: Connection[Any], minutes: float, mailbox: str | None)
 
 
 def forget_failed_documents(conn: Connection[Any], raw_ids: Sequence[int]) -> int:
-    """Delete the failed documents of these mails (their files go with them)."""
+    """Delete the failed documents of these mails (their files go with them), and start
+    their processor-death counts again (crashes.py)."""
     cursor = conn.execute(
         "DELETE FROM documents WHERE state = 'failed' AND raw_message_id = ANY(%s)",
+        (list(raw_ids),),
+    )
+    conn.execute(
+        "UPDATE raw_messages SET processing_crashes = 0"
+        " WHERE id = ANY(%s) AND processing_crashes > 0",
         (list(raw_ids),),
     )
     return cursor.rowcount

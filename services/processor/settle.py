@@ -89,20 +89,15 @@ def settle(
 
 def _record_failed(deps: ProcessDeps, raw_id: int, reason: str) -> str:
     with deps.pool.connection() as conn:
-        # The whole raw mail is loaded (its headers are read for the document), so it
-        # waits for room in the parse budget like any other.
-        nbytes = store.bytes_to_parse(conn, [raw_id])
-        conn.commit()
-        with deps.budget.reserve(nbytes):
-            raws = store.load_raws(conn, [raw_id])
-            if not raws:
-                return MISSING
-            raw = raws[0]
-            if raw.has_document:
-                return DUPLICATE
-            draft = store.Draft(raw, envelope(raw), "failed", reason)
-            with conn.transaction():
-                written = store.write_documents(conn, [draft])
+        raws = store.load_raws(conn, [raw_id], head_only=True)  # only its headers are read
+        if not raws:
+            return MISSING
+        raw = raws[0]
+        if raw.has_document:
+            return DUPLICATE
+        draft = store.Draft(raw, envelope(raw), "failed", reason)
+        with conn.transaction():
+            written = store.write_documents(conn, [draft])
     if written[raw_id] is None:
         return DUPLICATE
     metrics.DOCUMENTS.labels(state="failed").inc()

@@ -36,23 +36,81 @@ class RawMail:
     has_document: bool
 
 
-def bytes_to_parse(conn: Connection[Any], raw_ids: Sequence[int]) -> int:
-    """The raw bytes the processor will load and parse for these mails (a mail over the
-    size cap has only its headers stored and is not parsed)."""
-    row = conn.execute(
-        "SELECT coalesce(sum(CASE WHEN too_large THEN coalesce(length(headers), 0)"
-        " ELSE size END), 0)::bigint AS n FROM raw_messages WHERE id = ANY(%s)",
+# What the processor loads and parses of a stored mail: only its headers when it was over
+# the size cap.
+_PARSED_BYTES = "CASE WHEN r.too_large THEN coalesce(length(r.headers), 0) ELSE r.size END"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A stored mail about to be processed: the processor deaths it has caused so far and
+    the bytes that will be parsed (only its headers when it is over the size cap)."""
+
+    raw_id: int
+    crashes: int
+    nbytes: int
+
+
+def start_processing(conn: Connection[Any], raw_ids: Sequence[int]) -> list[Started]:
+    """Mark the mails that have no document as being processed now (crashes.py), in the
+    caller's transaction; every stored mail among ``raw_ids`` is returned, in id order."""
+    rows = conn.execute(
+        "WITH marked AS (UPDATE raw_messages r SET processing_since = now()"
+        "  WHERE r.id = ANY(%(ids)s)"
+        "  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
+        "  RETURNING r.id)"
+        " SELECT r.id AS raw_id, r.processing_crashes AS crashes,"
+        f" {_PARSED_BYTES} AS nbytes"
+        " FROM raw_messages r WHERE r.id = ANY(%(ids)s) ORDER BY r.id",
+        {"ids": list(raw_ids)},
+    ).fetchall()
+    return [Started(**row) for row in rows]
+
+
+def stop_processing(conn: Connection[Any], raw_ids: Sequence[int]) -> None:
+    """Clear the marks of an attempt that ended in Python, whatever its outcome."""
+    conn.execute(
+        "UPDATE raw_messages SET processing_since = NULL"
+        " WHERE id = ANY(%s) AND processing_since IS NOT NULL",
         (list(raw_ids),),
-    ).fetchone()
-    return int(row["n"]) if row else 0
+    )
 
 
-def load_raws(conn: Connection[Any], raw_ids: Sequence[int]) -> list[RawMail]:
-    """The stored mails among ``raw_ids`` (missing ids are simply absent), in id order."""
+def count_crashes(conn: Connection[Any], raw_ids: Sequence[int]) -> dict[int, int]:
+    """One more crash for each of these mails that a dead process left marked and without
+    a document; their marks are cleared. Returns them with their crash counts."""
+    rows = conn.execute(
+        "UPDATE raw_messages r SET processing_crashes = r.processing_crashes + 1,"
+        " processing_since = NULL"
+        " WHERE r.id = ANY(%s) AND r.processing_since IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
+        " RETURNING r.id, r.processing_crashes",
+        (list(raw_ids),),
+    ).fetchall()
+    return {row["id"]: row["processing_crashes"] for row in rows}
+
+
+# Enough of a mail to read its headers from (process.envelope).
+HEAD_BYTES = 256 * 1024
+_WHOLE_RAW = (
+    "CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
+    " FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END"
+)
+_RAW_HEAD = (
+    "substring(CASE WHEN r.chunked THEN (SELECT c.data FROM raw_message_chunks c"
+    f" WHERE c.raw_id = r.id ORDER BY c.seq LIMIT 1) ELSE r.raw END from 1 for {HEAD_BYTES})"
+)
+
+
+def load_raws(
+    conn: Connection[Any], raw_ids: Sequence[int], *, head_only: bool = False
+) -> list[RawMail]:
+    """The stored mails among ``raw_ids`` (missing ids are simply absent), in id order;
+    with ``head_only``, ``raw`` holds only a mail's first ``HEAD_BYTES``, for a mail whose
+    headers are all that will be read."""
     rows = conn.execute(
         "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
-        " CASE WHEN r.chunked THEN (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq)"
-        "   FROM raw_message_chunks c WHERE c.raw_id = r.id) ELSE r.raw END AS raw,"
+        f" {_RAW_HEAD if head_only else _WHOLE_RAW} AS raw,"
         " r.headers, r.too_large, r.size, r.sha256, r.fetched_at,"
         " EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id) AS has_document"
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"

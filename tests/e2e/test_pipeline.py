@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,8 +16,10 @@ from pathlib import Path
 import dramatiq
 import pika
 import psycopg
+import requests
 
 from common import events
+from services.processor import crashes
 from standin.testing import StandIn
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_new_mailbox
@@ -220,3 +223,51 @@ def test_two_relays_publish_each_event_once(
     finally:
         for relay in relays:
             relay.stop()
+
+
+def test_a_mail_that_kills_the_processor_every_time_ends_failed_without_a_crash_loop(
+    standin: StandIn,
+    tenant: dict,
+    clean_database: TestDatabase,
+    start_services: Callable[..., Services],
+    erp_consumer: EventConsumer,
+) -> None:
+    """A processor SIGKILLed whenever it parses one big mail (what the kernel's OOM killer
+    does to a pod) is restarted each time, as Kubernetes would. After three deaths that
+    mail is a `failed` document saying so, with its event, and the other mails are
+    processed; without the count the fourth processor would parse it, or die again."""
+    services = start_services(idle_sessions="0")
+    address = _connect(standin, services, tenant, "killer")
+    big = invoice_mail(1, to=address, pdf_size=12_000_000)[0]
+    standin.dovecot.append_many(address, [invoice_mail(2, to=address)[0], big])
+    standin.dovecot.append(address, invoice_mail(3, to=address)[0])
+    kills = 0
+    deadline = time.monotonic() + 120
+    while kills < 3 and time.monotonic() < deadline:
+        processor = services.running["processor"]
+        url = f"{processor.ops_url}/metrics"
+        try:
+            parsing_big = metric_value(url, "bandeja_process_bytes_in_flight") >= len(big)
+        except (requests.RequestException, AssertionError):
+            parsing_big = False
+        if not parsing_big:
+            time.sleep(0.02)
+            continue
+        processor.stop(signal.SIGKILL)
+        kills += 1
+        replacement = ServiceProcess("processor", services.env, services.log_dir, free_port())
+        services.running["processor"] = replacement
+        replacement.wait_ready()
+    assert kills == 3
+
+    events = erp_consumer.wait_for("bandeja.document.failed", 1, timeout=60)
+    erp_consumer.wait_for("bandeja.document.processed", 2, timeout=60)
+    docs = query(
+        clean_database.dsn,
+        "SELECT d.state, d.reason, r.size, r.processing_crashes FROM documents d"
+        " JOIN raw_messages r ON r.id = d.raw_message_id ORDER BY r.size",
+    )
+    assert [d["state"] for d in docs] == ["processed", "processed", "failed"]
+    assert docs[-1]["reason"] == crashes.reason(3)
+    assert docs[-1]["size"] >= len(big)  # its bytes kept (CRLF) for `bandeja reprocess`
+    assert {e["data"]["mailbox"] for e in events} == {address}

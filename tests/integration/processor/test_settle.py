@@ -15,7 +15,6 @@ from psycopg_pool import ConnectionPool
 
 from common.broker import PROCESS_QUEUE, setup_broker
 from common.db import connect
-from services.processor.budget import BudgetWaitTooLong, MemoryBudget
 from services.processor.process import ProcessDeps, process_messages
 from services.processor.reprocess import (
     SendInterrupted,
@@ -119,24 +118,6 @@ def test_a_mail_that_timed_out_is_not_parsed_again(
     [doc] = rows(dsn, "SELECT reason, invoices FROM documents")
     assert "TimeLimitExceeded" in doc["reason"]
     assert doc["invoices"] == []  # the invoice attachment was never looked at
-
-
-def test_settling_waits_for_room_in_the_parse_budget(
-    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
-) -> None:
-    """Settling loads the whole raw mail, so while other mails use up the parse budget it
-    waits, and gives up (to be retried by dramatiq) rather than load it anyway."""
-    dsn = clean_database.dsn
-    raw_ids, _ = _stored_batch(dsn, mailbox_id, 1)
-    budget = MemoryBudget(1024 * 1024, max_wait_seconds=0.3)
-    deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000, budget=budget)
-
-    with budget.reserve(1024 * 1024), pytest.raises(BudgetWaitTooLong):
-        settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=3)
-    assert rows(dsn, "SELECT id FROM documents") == []
-    assert settle(deps, raw_ids, last_error="TimeLimitExceeded", attempts=3) == {
-        raw_ids[0]: "failed"
-    }
 
 
 def test_a_settled_mail_with_a_document_already_is_left_alone(
