@@ -86,4 +86,10 @@ def settle_exhausted_actor(message: dict[str, Any], retry_info: dict[str, Any]) 
     except ValueError as exc:
         raise PermanentError(str(exc)) from exc
     attempts = int(retry_info.get("retries", 0)) + 1
-    settle(_bound(), raw_ids, last_error=last_error_type(message), attempts=attempts)
+    settle(
+        _bound(),
+        raw_ids,
+        last_error=last_error_type(message),
+        attempts=attempts,
+        redelivered=_redelivered(),
+    )

@@ -21,7 +21,7 @@ import psycopg
 import structlog
 
 from common.errors import TransientError
-from services.processor import metrics, store
+from services.processor import crashes, metrics, store
 from services.processor.process import (
     DUPLICATE,
     ProcessDeps,
@@ -60,11 +60,20 @@ def last_error_type(message: Mapping[str, Any]) -> str:
 
 
 def settle(
-    deps: ProcessDeps, raw_ids: Sequence[int], *, last_error: str, attempts: int
+    deps: ProcessDeps,
+    raw_ids: Sequence[int],
+    *,
+    last_error: str,
+    attempts: int,
+    redelivered: bool = False,
 ) -> dict[int, str]:
     """Give each mail without a document one last attempt; record the ones that fail
     again as ``failed``. Returns each id's outcome (document state, ``duplicate`` or
-    ``missing``)."""
+    ``missing``). ``redelivered``: a processor died while settling these mails; the
+    deaths are counted as for any processing (crashes.py), so a last attempt that kills
+    the processor cannot loop either."""
+    if redelivered:
+        crashes.count(deps.pool, raw_ids)
     outcomes: dict[int, str] = {}
     for raw_id in raw_ids:
         error = last_error

@@ -12,6 +12,7 @@ from common.db import connect
 from services.processor import crashes, store
 from services.processor.process import ProcessDeps, process_messages
 from services.processor.reprocess import forget_failed_documents
+from services.processor.settle import settle
 from tests.integration.processor.stored import rows, store_raw
 from tests.integration.processor.test_settle import REFUSE_UNSETTLED
 from tests.support.infra import TestDatabase
@@ -132,3 +133,19 @@ def test_reprocessing_a_mail_failed_for_deaths_starts_its_count_again(
     with connect(dsn) as conn:
         forget_failed_documents(conn, [killer])
     assert process_messages(deps, [killer]) == {killer: "processed"}
+
+
+def test_a_last_attempt_that_kills_the_processor_cannot_loop_either(
+    deps: ProcessDeps, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """Settling gives a mail one more parse; if the processor dies there, the redelivered
+    settling message counts the death like any other, and the third one ends it."""
+    dsn = clean_database.dsn
+    [killer] = _stored(dsn, mailbox_id, 1)
+    _died_on(dsn, killer, earlier_deaths=crashes.LIMIT - 1)
+
+    outcome = settle(deps, [killer], last_error="RaiseException", attempts=9, redelivered=True)
+
+    assert outcome == {killer: "failed"}
+    [doc] = rows(dsn, "SELECT reason FROM documents")
+    assert doc["reason"] == crashes.reason(crashes.LIMIT)
