@@ -371,6 +371,11 @@ class DovecotRunner:
                 for uid, data in fetched.items()}
 
 
+def _ensure_folder(client: IMAPClient, folder: str) -> None:
+    if not client.folder_exists(folder):
+        client.create_folder(folder)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m standin.dovecot")
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -397,8 +402,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _ensure_folder(client: IMAPClient, folder: str) -> None:
-    if not client.folder_exists(folder):
-        client.create_folder(folder)

@@ -36,11 +36,6 @@ class RawMail:
     has_document: bool
 
 
-# What the processor loads and parses of a stored mail: only its headers when it was over
-# the size cap.
-_PARSED_BYTES = "CASE WHEN r.too_large THEN coalesce(length(r.headers), 0) ELSE r.size END"
-
-
 @dataclass(frozen=True)
 class Started:
     """A stored mail about to be processed: the processor deaths it has caused so far and
@@ -60,7 +55,7 @@ def start_processing(conn: Connection[Any], raw_ids: Sequence[int]) -> list[Star
         "  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
         "  RETURNING r.id)"
         " SELECT r.id AS raw_id, r.processing_crashes AS crashes,"
-        f" {_PARSED_BYTES} AS nbytes"
+        " CASE WHEN r.too_large THEN coalesce(length(r.headers), 0) ELSE r.size END AS nbytes"
         " FROM raw_messages r WHERE r.id = ANY(%(ids)s) ORDER BY r.id",
         {"ids": list(raw_ids)},
     ).fetchall()

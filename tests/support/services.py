@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -21,9 +23,6 @@ CLIENT_SECRET = "test-client-secret-9f2c7e"
 ADMIN_TOKEN = "test-admin-token-4b1d0a"
 
 
-_handed_out: set[int] = set()
-
-
 def free_port() -> int:
     """A port nothing listens on now, never handed out before by this test process, from
     this process's own slice of the range below the kernel's ephemeral ports.
@@ -34,10 +33,7 @@ def free_port() -> int:
     port is given once, so a service not yet listening cannot be given its port twice. (A
     service whose port is taken anyway exits at start: `OpsServer` binds before it works.)
     """
-    for port in _own_slice():
-        if port in _handed_out:
-            continue
-        _handed_out.add(port)
+    for port in _own_ports():
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -45,6 +41,12 @@ def free_port() -> int:
                 continue
         return port
     raise RuntimeError("every port of this test process's slice has been handed out")
+
+
+@functools.cache
+def _own_ports() -> Iterator[int]:
+    """This process's slice, walked once: a port comes out of it at most one time."""
+    return iter(_own_slice())
 
 
 def _own_slice() -> range:
