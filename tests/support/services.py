@@ -55,10 +55,15 @@ def _own_slice() -> range:
     except (OSError, ValueError, IndexError):
         low = 32768  # Linux's default
     first = max(low - 16000, 10000)
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # Lanes keep test runs of several checkouts on one machine apart (BANDEJA_TEST_LANE of
+    # BANDEJA_TEST_LANES); within a lane each pytest-xdist worker has its own slice.
+    lanes = max(int(os.environ.get("BANDEJA_TEST_LANES", "1")), 1)
+    lane = int(os.environ.get("BANDEJA_TEST_LANE", "0")) % lanes
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    size = (low - first) // max(workers, 1)
-    return range(first + worker * size, first + (worker + 1) * size)
+    size = (low - first) // (lanes * workers)
+    start = first + (lane * workers + worker) * size
+    return range(start, start + size)
 
 
 def service_env(
