@@ -19,8 +19,9 @@ fi
 if pgrep -x dovecot >/dev/null && [ -f /run/dovecot/master.pid ]; then
     kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
 fi
-# Likewise a system Prometheus: the end-to-end alert test runs its own.
-pkill -x prometheus 2>/dev/null || true
+# Likewise a system Prometheus (Debian's runs as user prometheus): the end-to-end alert
+# test runs its own, as root, which another test run on this machine may be using.
+pkill -u prometheus -x prometheus 2>/dev/null || true
 
 if ! pg_isready -q -h 127.0.0.1; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
