@@ -50,7 +50,9 @@ def _snapshot(services: dict[int, str]) -> dict[int, tuple[str, float]]:
 
 def _machine_busy() -> float:
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
+    busy: float = sum(times) - times.idle
+    # iowait and steal exist on Linux only; they are idle time for this purpose.
+    return busy - float(getattr(times, "iowait", 0.0)) - float(getattr(times, "steal", 0.0))
 
 
 class CpuAccount:

@@ -1,7 +1,7 @@
 """The one place that builds the dramatiq broker (RabbitMQ over pika).
 
 Call :func:`setup_broker` before importing any actor module: ``@dramatiq.actor`` binds to
-the global broker at decoration time (OPS.md §1.1).
+the global broker at decoration time (docs/architecture.md#ops-dramatiq-broker).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dramatiq.middleware import AgeLimit, CurrentMessage
 from common.middleware import LogContext, WorkerMetrics
 
 # pika's defaults block forever on a broker alarm and give up after one connection
-# attempt (OPS.md §1.1); these make a publisher fail fast and reconnect instead.
+# attempt (docs/architecture.md#ops-dramatiq-broker); these make a publisher fail fast and
+# reconnect instead.
 _CONNECTION_DEFAULTS = {
     "heartbeat": "30",
     "blocked_connection_timeout": "30",

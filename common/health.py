@@ -1,7 +1,7 @@
 """Liveness and readiness checks, and the small HTTP server workers expose them on.
 
 Liveness never depends on PostgreSQL or RabbitMQ: restarting a pod cannot fix a broker
-outage (OPS.md §4.2). Readiness does, so a rollout waits for dependencies.
+outage (docs/architecture.md#ops-kubernetes). Readiness does, so a rollout waits for dependencies.
 """
 
 from __future__ import annotations

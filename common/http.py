@@ -51,6 +51,6 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: object, **kwargs: object) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         return super().request(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """structlog set-up shared by every process: JSON lines, secrets redacted, no locals.
 
 ``dict_tracebacks`` would log every frame's local variables by default, tokens included
-(OPS.md §6), so tracebacks are rendered with ``show_locals=False``.
+(docs/architecture.md#ops-structlog), so tracebacks are rendered with ``show_locals=False``.
 """
 
 from __future__ import annotations

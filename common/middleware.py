@@ -1,8 +1,8 @@
 """dramatiq middleware shared by every worker: log context and metrics in seconds.
 
 dramatiq's own Prometheus middleware is off by default, forks its own HTTP server and
-measures milliseconds (OPS.md §1.5); ours records into the process registry that the
-ops server already exposes.
+measures milliseconds (docs/architecture.md#ops-dramatiq-prometheus); ours records into the process
+registry that the ops server already exposes.
 """
 
 from __future__ import annotations

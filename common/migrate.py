@@ -39,7 +39,7 @@ def migrate(dsn: str) -> list[str]:
                 if name in done:
                     continue
                 with conn.transaction():
-                    conn.execute(sql)  # type: ignore[arg-type]
+                    conn.execute(sql)
                     conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
                 log.info("migration_applied", migration=name)
                 applied_now.append(name)

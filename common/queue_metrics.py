@@ -1,7 +1,7 @@
 """Queue depths as metrics, read from RabbitMQ by each worker process.
 
 Dead letters (``*.XQ``) and backlog must be alertable from the services' own /metrics,
-without relying on RabbitMQ's per-object exporter being enabled (OPS.md §5.3).
+without relying on RabbitMQ's per-object exporter being enabled (docs/architecture.md#ops-rabbitmq).
 """
 
 from __future__ import annotations

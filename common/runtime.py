@@ -62,7 +62,7 @@ def run_worker_process(
     """Consume ``queues`` with an embedded dramatiq worker until SIGTERM.
 
     One OS process per pod with threads inside: ``--processes`` would default to the
-    node's CPU count (OPS.md §1.6); scale with replicas instead.
+    node's CPU count (docs/architecture.md#ops-dramatiq-processes); scale with replicas instead.
     """
     stop = stop_event_on_signals()
     depths = QueueDepthMonitor(

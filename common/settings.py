@@ -20,7 +20,7 @@ DEFAULT_PROCESS_BYTES_IN_FLIGHT = 128 * 1024 * 1024
 
 
 class Settings(BaseSettings):
-    """Every knob of every Bandeja process (DESIGN.md, "Contracts")."""
+    """Every knob of every Bandeja process (docs/architecture.md#contracts-settings)."""
 
     model_config = SettingsConfigDict(
         env_prefix="BANDEJA_", env_file=".env", extra="ignore", frozen=True
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     client_secret: SecretStr = SecretStr("")
     authority_host: str = "https://login.microsoftonline.com"
     # The tenant segment used to start a delegated sign-in; refreshes then target the
-    # user's own tenant (MS365.md §1.4).
+    # user's own tenant (docs/architecture.md#identity-authorities).
     sign_in_tenant: str = "organizations"
 
     imap_host: str = "outlook.office365.com"

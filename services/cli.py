@@ -1,4 +1,4 @@
-"""``bandeja``: one entry point for every process (DESIGN.md)."""
+"""``bandeja``: one entry point for every process (docs/architecture.md#contracts-cli)."""
 
 from __future__ import annotations
 

@@ -26,11 +26,13 @@ class ControlClient:
         self.base_url = base_url.rstrip("/")
         self.session = make_session(ca_path)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
         response = self.session.request(method, f"{self.base_url}/_control{path}", json=body,
                                         timeout=10)
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()  # every control endpoint answers an object
+        return answer
 
     # directory
     def create_tenant(self, domain: str, tenant_id: str | None = None,
@@ -130,8 +132,8 @@ def sign_in(session: requests.Session, auth_uri: str, username: str,
         return page.headers["location"]
     found = _ACTION.search(page.text)
     if page.status_code != 200 or found is None:
-        raise SignInError(unescape(_ERROR.search(page.text).group(1))
-                          if _ERROR.search(page.text) else page.text)
+        error = _ERROR.search(page.text)
+        raise SignInError(unescape(error.group(1)) if error else page.text)
     form = {name: unescape(value) for name, value in _HIDDEN.findall(page.text)}
     form.update(username=username, action=action)
     answer = session.post(urljoin(auth_uri, unescape(found.group(1))), data=form,

@@ -1,5 +1,5 @@
 -- Per-tenant IMAP limits: Exchange Online throttles per tenant and caps connections
--- per mailbox (MS365.md §6), so every fetcher replica shares these leases.
+-- per mailbox (docs/architecture.md#exo-limits), so every fetcher replica shares these leases.
 ALTER TABLE tenants ADD COLUMN imap_throttled_until timestamptz;
 
 CREATE TABLE imap_slots (

@@ -1,4 +1,4 @@
-"""The auth service's HTTP surface (DESIGN.md, "Contracts")."""
+"""The auth service's HTTP surface (docs/architecture.md#contracts-http)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,8 @@ def admin_consent_url(settings: Settings, state: str, tenant: str = "organizatio
             "redirect_uri": settings.admin_consent_redirect_uri,
             "state": state,
             # IMAP.AccessAsApp is an Exchange Online application permission; application
-            # permissions are requested with the resource's /.default (MS365.md §1.3).
+            # permissions are requested with the resource's /.default
+            # (docs/architecture.md#identity-admin-consent).
             "scope": "https://outlook.office365.com/.default",
         }
     )

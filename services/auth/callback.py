@@ -169,8 +169,8 @@ def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
     if not _GUID.match(tenant):
         failure = Classification("admin", "tenant_not_found", "invalid_tenant")
         return failure_page(ctx, request, lang, failure, None, params)
-    # The tenant parameter is unsigned (MS365.md §1.3): prove the consent by obtaining an
-    # app-only token for that tenant before recording anything.
+    # The tenant parameter is unsigned (docs/architecture.md#identity-admin-consent): prove the
+    # consent by obtaining an app-only token for that tenant before recording anything.
     try:
         ctx.identity.app_only_token(tenant, None)
     except IdentityFailure as failure:

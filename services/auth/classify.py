@@ -1,8 +1,8 @@
 """Every identity-platform failure, sorted into what has to happen next.
 
 One table, one test per row (tests/unit/auth/test_classify.py). Microsoft warns that
-AADSTS numbers change over time (MS365.md §4.3), so the OAuth ``error`` decides when the
-code is unknown; the code only refines.
+AADSTS numbers change over time (docs/architecture.md#identity-aadsts), so the OAuth ``error``
+decides when the code is unknown; the code only refines.
 
 - ``reauth``: a person must sign in / consent again.
 - ``admin``: a tenant administrator must act (consent, conditional access, account).
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 ReasonClass = Literal["reauth", "admin", "config", "transient"]
 
-# AADSTS code -> (class, short reason key). Sources: MS365.md §4.3 (ERRCODES).
+# AADSTS code -> (class, short reason key), from docs/architecture.md#identity-aadsts.
 AADSTS_TABLE: dict[int, tuple[ReasonClass, str]] = {
     50173: ("reauth", "grant_revoked"),  # FreshTokenNeeded: tokens revoked, password reset
     70008: ("reauth", "refresh_token_expired"),  # ExpiredOrRevokedGrant (inactivity)
@@ -104,7 +104,8 @@ ERROR_TABLE: dict[str, ReasonClass] = {
 }
 
 # For the client-credentials grant, an app missing from a tenant means the tenant's
-# administrator has not consented (MS365.md §1.5), not that our app id is wrong.
+# administrator has not consented, not that our app id is wrong
+# (docs/architecture.md#identity-claims).
 APP_ONLY_OVERRIDES: dict[int, tuple[ReasonClass, str]] = {
     700016: ("admin", "admin_consent_required"),
 }

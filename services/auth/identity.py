@@ -1,6 +1,7 @@
 """The only code that talks to the Microsoft identity platform, through msal.
 
-msal answers with dicts for OAuth errors and raises for everything else (MS365.md §5.2);
+msal answers with dicts for OAuth errors and raises for everything else
+(docs/architecture.md#msal-errors);
 this adapter turns both into :class:`TokenResult` or :class:`IdentityFailure`, once.
 """
 
@@ -134,7 +135,8 @@ class IdentityClient:
 
         def call() -> dict[str, Any] | None:
             # force_refresh: the fetcher asks only when the token is due or IMAP refused it;
-            # msal would otherwise hand back a cached token it still trusts (MS365.md §5.1).
+            # msal would otherwise hand back a cached token it still trusts
+            # (docs/architecture.md#msal-objects).
             result: dict[str, Any] | None = app.acquire_token_silent_with_error(
                 [DELEGATED_IMAP_SCOPE], accounts[0], force_refresh=True
             )

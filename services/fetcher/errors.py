@@ -22,7 +22,7 @@ class ConnectionDropped(ServiceUnavailable):
 
 class NotConnected(MailboxUnavailable):
     """``BAD User is authenticated but not connected``: no rights on the mailbox, or
-    Exchange refusing connections that come too often (MS365.md §3.4)."""
+    Exchange refusing connections that come too often (docs/architecture.md#exo-responses)."""
 
 
 class FolderMissing(MailboxUnavailable):

@@ -43,8 +43,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # A token this close to expiry is not worth a login: Exchange would end the session
-# with BYE AccessTokenExpired mid-fetch (MS365.md §6). Short, because a fetch run is short
-# and auth refreshes tokens 15-30 % of their lifetime ahead anyway.
+# with BYE AccessTokenExpired mid-fetch (docs/architecture.md#exo-limits). Short, because a fetch
+# run is short and auth refreshes tokens 15-30 % of their lifetime ahead anyway.
 TOKEN_MARGIN = timedelta(seconds=10)
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024

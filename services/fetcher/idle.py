@@ -7,8 +7,8 @@ the ordinary fetch run (lease, store, enqueue, post-action) does the rest. Polli
 as the safety net.
 
 IDLE is re-issued every ``BANDEJA_IDLE_RENEW_SECONDS`` (RFC 2177 asks for less than 29
-minutes; Exchange's own timeout is undocumented, MS365.md §6), and the session is
-re-opened before the access token expires, since Exchange ends it with
+minutes; Exchange's own timeout is undocumented, docs/architecture.md#exo-limits), and the session
+is re-opened before the access token expires, since Exchange ends it with
 ``BYE Session invalidated - AccessTokenExpired``.
 """
 

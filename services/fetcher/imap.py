@@ -1,7 +1,7 @@
 """The IMAP adapter: imapclient behind a small surface, its errors translated once.
 
-Only what Exchange Online offers is used (MS365.md §3.3): UIDPLUS, MOVE, IDLE; never
-CONDSTORE/QRESYNC.
+Only what Exchange Online offers is used (docs/architecture.md#exo-capabilities): UIDPLUS, MOVE,
+IDLE; never CONDSTORE/QRESYNC.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from common.settings import Settings
 from services.fetcher.errors import ConnectionDropped, FolderMissing, NotConnected, TokenRejected
 
 # Exchange's throttling reply is the one place we must read the server's text: it gives
-# no other signal (MS365.md §3.4, imapsync#198/#212).
+# no other signal (docs/architecture.md#exo-responses, imapsync#198/#212).
 _THROTTLED = re.compile(r"Request is throttled\. Suggested Backoff Time: (\d+) milliseconds", re.I)
 _TOKEN_EXPIRED = "AccessTokenExpired"  # noqa: S105 - a server message
 # imapclient reports a connection lost during AUTHENTICATE as LoginError("socket error: …"):
@@ -206,8 +206,9 @@ def _forget_pre_login_capabilities(client: IMAPClient) -> None:
     """Make the next capability check ask the server again.
 
     Exchange advertises MOVE only after login and sends no CAPABILITY with its
-    ``OK AUTHENTICATE completed.`` (MS365.md §3.3); imapclient would otherwise keep the
-    pre-login list and refuse ``move()``. imapclient has no public way to drop its cache.
+    ``OK AUTHENTICATE completed.`` (docs/architecture.md#exo-capabilities); imapclient would
+    otherwise keep the pre-login list and refuse ``move()``. imapclient has no public way to
+    drop its cache.
     """
     client._cached_capabilities = None
     client._imap.untagged_responses.pop("CAPABILITY", None)

@@ -1,7 +1,7 @@
 """Tenant-wide IMAP limits shared by every fetcher replica, kept in PostgreSQL.
 
-Exchange Online throttles per tenant and limits connections (MS365.md §6): a slot lease
-caps concurrent fetch connections per tenant, and a throttled reply makes the whole
+Exchange Online throttles per tenant and limits connections (docs/architecture.md#exo-limits): a
+slot lease caps concurrent fetch connections per tenant, and a throttled reply makes the whole
 tenant wait the suggested time, not only the mailbox that saw it.
 """
 

@@ -2,8 +2,8 @@
 
 Exchange prefers one long-lived connection per mailbox: frequent connect / authenticate /
 disconnect cycles are reported to trigger ``BAD User is authenticated but not connected``
-(MS365.md §6). A poll that finds its mailbox's session still logged in also skips the TCP
-and TLS handshakes and the XOAUTH2 login, which were most of the cost of a quiet poll.
+(docs/architecture.md#exo-limits). A poll that finds its mailbox's session still logged in also
+skips the TCP and TLS handshakes and the XOAUTH2 login, which were most of the cost of a quiet poll.
 
 A session is reused only with the very access token it logged in with, and only while that
 token has time left: after a refresh the next run logs in afresh, and a session never

@@ -1,4 +1,5 @@
-"""What Exchange Online says, as plain functions on lines (MS365.md §3.3, §3.4, §6).
+"""What Exchange Online says, as plain functions on lines (docs/architecture.md#exo-capabilities,
+#exo-responses, #exo-limits).
 
 The stand-in's Dovecot says more than Exchange does (CONDSTORE, ENABLE, SPECIAL-USE, …);
 Bandeja must not come to depend on any of it, so the proxy hides it and refuses it.

@@ -1,6 +1,6 @@
 """Decoding the SASL initial responses Bandeja sends: XOAUTH2, OAUTHBEARER and PLAIN.
 
-XOAUTH2 [MS365.md §3.1]: `user=<addr>^Aauth=Bearer <token>^A^A`.
+XOAUTH2 [docs/architecture.md#exo-xoauth2]: `user=<addr>^Aauth=Bearer <token>^A^A`.
 OAUTHBEARER (RFC 7628): `n,a=<addr>,^Ahost=…^Aport=…^Aauth=Bearer <token>^A^A`.
 PLAIN (RFC 4616): `authzid^@authcid^@password`.
 """

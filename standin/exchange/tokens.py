@@ -1,8 +1,8 @@
 """Is a session's bearer token still good? Asked of the identity emulator's /introspect.
 
 Exchange ends a session when the access token it was opened with expires
-(`* BYE Session invalidated - AccessTokenExpired`, MS365.md §3.4/§6); Dovecot checks the
-token only at login, so the proxy asks again while the session lives.
+(`* BYE Session invalidated - AccessTokenExpired`, docs/architecture.md#exo-responses); Dovecot
+checks the token only at login, so the proxy asks again while the session lives.
 """
 
 from __future__ import annotations

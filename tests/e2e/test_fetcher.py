@@ -171,8 +171,8 @@ def test_polls_reuse_one_logged_in_session(
     standin: StandIn, tenant: dict, start_services: Callable[..., Services]
 ) -> None:
     """Successive polls of a mailbox reuse its logged-in IMAP session, as Exchange prefers
-    (MS365.md §6): the server sees one login for many fetch runs, and mail still arrives;
-    at shutdown the session is logged out."""
+    (docs/architecture.md#exo-limits): the server sees one login for many fetch runs, and mail still
+    arrives; at shutdown the session is logged out."""
     services = start_services(idle_sessions="0", poll_interval="1", imap_parked_sessions="100")
     address = _connect(standin, services, tenant, "reuser")
     dsn = services.env["BANDEJA_DATABASE_URL"]

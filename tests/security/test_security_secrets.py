@@ -1,6 +1,6 @@
 """Tokens never appear in plaintext anywhere Bandeja writes: database, logs, metrics,
-events, pages (OPS.md §6). The known values are harvested by decrypting what auth stores,
-since the emulator's control API does not list the tokens it issued."""
+events, pages (docs/architecture.md#ops-structlog). The known values are harvested by decrypting
+what auth stores, since the emulator's control API does not list the tokens it issued."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def service_env(
     token_keys: str,
     poll_interval: float = 2.0,
 ) -> dict[str, str]:
-    """Everything a Bandeja process needs, only through BANDEJA_* variables (DESIGN.md)."""
+    """Everything a Bandeja process needs, only through BANDEJA_* variables
+    (docs/architecture.md#contracts-settings)."""
     return {
         "BANDEJA_DATABASE_URL": database_url,
         "BANDEJA_BROKER_URL": broker_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from tnefparse import TNEF  # type: ignore[import-untyped]
+from tnefparse import TNEF
 
 _SIGNATURE = 0x223E9F78
 # Signature (4) and legacy key (2), then per attribute: level (1), id (4), length (4),

@@ -1,11 +1,10 @@
-"""process_message(s) against the real PostgreSQL: corpus, idempotency, failures, batches
-(issues 5 and 8)."""
+"""process_message(s) against the real PostgreSQL: both mail corpora, idempotency,
+failures, batches (issues 5 and 8)."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,29 +18,20 @@ from services.processor.process import (
     process_messages,
 )
 from tests.integration.processor.stored import rows, store_raw
+from tests.support.corpus import CORPORA, corpus_files
 from tests.support.events import validate_event
 from tests.support.infra import TestDatabase
 from tests.support.mail import invoice_mail
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 
-
-def corpus_files() -> list[Path]:
-    assert CORPUS.is_dir(), f"the shared corpus is missing at {CORPUS}"
-    return sorted(
-        p
-        for p in CORPUS.rglob("*")
-        if p.is_file() and p.name not in ("README.md", "LICENSE") and not p.name.startswith(".")
-    )
-
-
+@pytest.mark.parametrize("corpus", CORPORA)
 def test_every_corpus_mail_ends_as_a_processed_or_failed_document(
-    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int, corpus: str
 ) -> None:
-    """130 real-world mails, in batches of 20 as the fetcher sends them: each is one
-    document, ``processed`` or ``failed`` with a reason, each with exactly one event that
-    matches its schema; none is lost."""
-    files = corpus_files()
+    """The repository's hard cases and the 127 real-world mails, in batches of 20 as the
+    fetcher sends them: each is one document, ``processed`` or ``failed`` with a reason,
+    each with exactly one event that matches its schema; none is lost."""
+    files = corpus_files(corpus)
     deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
     raw_ids = [
         store_raw(clean_database.dsn, mailbox_id, uid, path.read_bytes())

@@ -1,4 +1,4 @@
-"""The AADSTS classification table, one case per row (MS365.md §4.3)."""
+"""The AADSTS classification table, one case per row (docs/architecture.md#identity-aadsts)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from services.auth.classify import (
     classify_network_error,
 )
 
-# (OAuth error, AADSTS code, expected class) written from MS365.md, independently of the
-# table in the code, so a wrong row fails here.
+# (OAuth error, AADSTS code, expected class) written from docs/architecture.md#identity-aadsts,
+# independently of the table in the code, so a wrong row fails here.
 EXPECTED = [
     ("invalid_grant", 50173, "reauth"),
     ("invalid_grant", 70008, "reauth"),
@@ -85,7 +85,7 @@ EXPECTED = [
     ("error", "code", "expected"), EXPECTED, ids=[str(c) for _, c, _ in EXPECTED]
 )
 def test_each_aadsts_code_is_classified(error: str, code: int, expected: str) -> None:
-    """Each known AADSTS code leads to the action MS365.md prescribes for it."""
+    """Each known AADSTS code leads to the action docs/architecture.md prescribes for it."""
     result = classify_error({"error": error, "error_codes": [code]})
     assert result.reason_class == expected
     assert result.aadsts == code

@@ -1,4 +1,4 @@
-"""Translation of IMAP failures into Bandeja errors (MS365.md §3.4)."""
+"""Translation of IMAP failures into Bandeja errors (docs/architecture.md#exo-responses)."""
 
 from __future__ import annotations
 
