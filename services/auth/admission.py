@@ -56,6 +56,4 @@ def admit(
 
 
 def _is_account(row: dict[str, Any], account: SignedInAccount) -> bool:
-    return bool(
-        row["object_id"] == account.object_id and row["tenant_id"] == account.tenant_id
-    )
+    return bool(row["object_id"] == account.object_id and row["tenant_id"] == account.tenant_id)

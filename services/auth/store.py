@@ -274,8 +274,7 @@ def disconnection(conn: Connection[Any], address: str) -> dict[str, Any] | None:
     """``{"at": …}`` when an administrator disconnected the mailbox at ``address`` (``at``
     is None for a disconnection older than its recording); None when it is not."""
     row: dict[str, Any] | None = conn.execute(
-        "SELECT disconnected_at AS at FROM mailboxes"
-        " WHERE address = %s AND state = 'disconnected'",
+        "SELECT disconnected_at AS at FROM mailboxes WHERE address = %s AND state = 'disconnected'",
         (address,),
     ).fetchone()
     return row
