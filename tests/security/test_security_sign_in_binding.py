@@ -148,6 +148,26 @@ def test_a_callback_opened_in_another_browser_connects_nothing(
     assert [m["address"] for m in _mailboxes(auth)] == [address]
 
 
+def test_an_admin_consent_callback_opened_in_another_browser_records_nothing(
+    auth: Services, standin: StandIn
+) -> None:
+    """The admin-consent flow is bound the same way: a planted callback is refused, and
+    the tenant's consent is recorded only from the browser that started it."""
+    tenant = standin.identity.control.create_tenant(f"consent{time.monotonic_ns()}.example")
+    admin = new_address(tenant, "admin")
+    standin.identity.control.create_user(admin, tenant=tenant["id"], is_admin=True)
+    starter, start = open_link(f"{auth.auth_url}/admin-consent?tenant={tenant['id']}")
+    assert start.status_code == 302, start.text
+    callback_url = sign_in(standin.identity.session(), start.headers["location"], admin)
+    _refused(browser().get(callback_url, timeout=15), "other_browser")
+    dsn = auth.env["BANDEJA_DATABASE_URL"]
+    assert query(dsn, "SELECT 1 FROM tenants WHERE admin_consented_at IS NOT NULL") == []
+    done = starter.get(callback_url, timeout=15)
+    assert 'data-outcome="admin_consented"' in done.text, done.text
+    consented = "SELECT tenant_id FROM tenants WHERE admin_consented_at IS NOT NULL"
+    assert query(dsn, consented) == [{"tenant_id": tenant["id"]}]
+
+
 def test_flow_cookie_is_httponly_lax_and_host_prefixed_secure_over_https(
     start_auth: StartAuth,
 ) -> None:
