@@ -6,6 +6,7 @@ in their entry point and pass it down.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
 DEFAULT_PROCESS_BYTES_IN_FLIGHT = 128 * 1024 * 1024
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Settings(BaseSettings):
@@ -82,12 +84,32 @@ class Settings(BaseSettings):
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
     mailbox_error_threshold: int = 3
     oauth_state_ttl: float = 600.0
+    # Connect links minted by the ERP (POST /api/connect-links): their lifetime, and
+    # whether a bare /connect?login_hint= is refused (only a needs_reauth mailbox may
+    # still be reconnected by its own reconnect link).
+    connect_ticket_ttl: float = Field(default=86400.0, gt=0)
+    connect_requires_ticket: bool = False
+    # Comma-separated tenant ids whose users may sign in; empty: any tenant.
+    allowed_tenants: str = ""
     client_secret_expires_at: datetime | None = None
 
     @field_validator("authority_host", "public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("allowed_tenants")
+    @classmethod
+    def _tenant_ids(cls, value: str) -> str:
+        ids = [t.strip().lower() for t in value.split(",") if t.strip()]
+        bad = [t for t in ids if not _GUID.match(t)]
+        if bad:
+            raise ValueError(f"BANDEJA_ALLOWED_TENANTS: not tenant ids (GUIDs): {bad}")
+        return ",".join(ids)
+
+    @property
+    def allowed_tenant_ids(self) -> frozenset[str]:
+        return frozenset(t for t in self.allowed_tenants.split(",") if t)
 
     @property
     def crm_dsn(self) -> str:

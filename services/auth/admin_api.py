@@ -31,6 +31,10 @@ class AppOnlyMailbox(BaseModel):
     folder: str = Field(default="INBOX", pattern=FOLDER_PATTERN)
     post_action: str = Field(default="mark_read", pattern="^(mark_read|move|flag)$")
     move_to_folder: str | None = Field(default=None, pattern=FOLDER_PATTERN)
+    # The ERP's own id for its customer, sent in every event of this mailbox.
+    reference: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
 
 
 class MailboxSettings(BaseModel):
@@ -106,6 +110,7 @@ def register_app_only(ctx: AuthContext, body: Any) -> Response:
             access_token=ctx.cipher.encrypt(token.access_token),
             access_expires_at=token.expires_at,
             refresh_due_at=next_refresh_at(now, token.expires_at, random.Random()),  # noqa: S311
+            reference=wanted.reference,
         )
         store.configure(
             conn,

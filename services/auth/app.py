@@ -25,7 +25,16 @@ from starlette.routing import Route
 from common.health import Check, health_routes
 from common.settings import Settings
 from common.tokens import TokenCipher
-from services.auth import admin_api, callback, metrics, pages, status_page, store
+from services.auth import (
+    admin_api,
+    browser_binding,
+    callback,
+    connect_links,
+    metrics,
+    pages,
+    status_page,
+    store,
+)
 from services.auth.identity import IdentityClient, IdentityFailure
 from services.auth.pages import pick_lang
 
@@ -82,6 +91,12 @@ def create_app(
             changed = store.disconnect(conn, int(request.path_params["mailbox_id"]))
         return JSONResponse({"disconnected": changed}, status_code=200 if changed else 404)
 
+    async def api_connect_links(request: Request) -> Response:
+        if denied := require_admin(ctx.settings, request):
+            return denied
+        body = await admin_api._json(request)
+        return await run_in_threadpool(connect_links.mint, ctx, body)
+
     def status(request: Request) -> Response:
         return status_page.render_status(ctx, request)
 
@@ -97,6 +112,7 @@ def create_app(
         Route("/api/mailboxes", api_register, methods=["POST"]),
         Route("/api/mailboxes/{mailbox_id:int}", api_update, methods=["PATCH"]),
         Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
+        Route("/api/connect-links", api_connect_links, methods=["POST"]),
         Route("/status", status, methods=["GET"]),
         Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
@@ -105,14 +121,30 @@ def create_app(
 
 
 def start_connect(ctx: AuthContext, request: Request) -> Response:
-    login_hint = clean_login_hint(request.query_params.get("login_hint"))
     lang = pick_lang(request)
-    if login_hint == "":
-        return pages.refusal(request, lang, "bad_login_hint")
+    ticket_hash: bytes | None = None
+    if "ticket" in request.query_params:
+        ticket_hash = connect_links.ticket_hash(request.query_params["ticket"])
+        with ctx.pool.connection() as conn:
+            ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+        if ticket is None:
+            return pages.refusal(request, lang, "bad_ticket")
+        login_hint: str | None = ticket["address"]
+    else:
+        login_hint = clean_login_hint(request.query_params.get("login_hint"))
+        if login_hint == "":
+            return pages.refusal(request, lang, "bad_login_hint")
+        if ctx.settings.connect_requires_ticket and not _reconnect_allowed(ctx, login_hint):
+            log.info("connect_without_ticket_refused")
+            return pages.refusal(request, lang, "ticket_required")
+    if login_hint and _disconnected_for(ctx, login_hint, ticket_hash):
+        # Told before the person signs in; the callback decides again in any case.
+        return pages.refusal(request, lang, "mailbox_disconnected")
     try:
         flow = ctx.identity.start_sign_in(login_hint)
     except IdentityFailure as failure:
         return callback.failure_page(ctx, request, lang, failure.classification, login_hint)
+    cookie, binding = browser_binding.bind(ctx.settings, request)
     with ctx.pool.connection() as conn:
         store.save_flow(
             conn,
@@ -122,8 +154,34 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
             login_hint=login_hint,
             lang=lang,
             ttl=ctx.settings.oauth_state_ttl,
+            browser_binding=binding,
+            ticket_hash=ticket_hash,
         )
-    return RedirectResponse(flow["auth_uri"], status_code=302)
+    response = RedirectResponse(flow["auth_uri"], status_code=302)
+    browser_binding.set_cookie(ctx.settings, response, cookie)
+    return response
+
+
+def _disconnected_for(ctx: AuthContext, address: str, ticket_hash: bytes | None) -> bool:
+    """The mailbox was disconnected by an administrator and this link predates that."""
+    with ctx.pool.connection() as conn:
+        disconnection = store.disconnection(conn, address)
+        ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+    if disconnection is None:
+        return False
+    if ticket is None:
+        return True
+    return disconnection["at"] is not None and ticket["created_at"] <= disconnection["at"]
+
+
+def _reconnect_allowed(ctx: AuthContext, login_hint: str | None) -> bool:
+    """Without a ticket, only a mailbox waiting for its own owner (``needs_reauth``, the
+    link in its ``reauth_needed`` event) may be signed into again: the callback then
+    accepts only the account on record."""
+    if login_hint is None:
+        return False
+    with ctx.pool.connection() as conn:
+        return store.reconnectable(conn, login_hint)
 
 
 _ADDRESS = re.compile(r"^[^\s@\x00-\x1f\x7f]{1,200}@[A-Za-z0-9.-]{1,253}$")
@@ -158,6 +216,7 @@ def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
     tenant = request.query_params.get("tenant") or "organizations"
     if not _TENANT.match(tenant):
         return JSONResponse({"error": "invalid tenant"}, status_code=400)
+    cookie, binding = browser_binding.bind(ctx.settings, request)
     with ctx.pool.connection() as conn:
         store.save_flow(
             conn,
@@ -167,8 +226,11 @@ def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
             login_hint=None,
             lang=pick_lang(request),
             ttl=ctx.settings.oauth_state_ttl,
+            browser_binding=binding,
         )
-    return RedirectResponse(admin_consent_url(ctx.settings, state, tenant), status_code=302)
+    response = RedirectResponse(admin_consent_url(ctx.settings, state, tenant), status_code=302)
+    browser_binding.set_cookie(ctx.settings, response, cookie)
+    return response
 
 
 def require_admin(settings: Settings, request: Request) -> Response | None:
@@ -188,6 +250,7 @@ def _mailbox_json(row: dict[str, Any]) -> dict[str, Any]:
         "address": row["address"],
         "tenant_id": row["tenant_id"],
         "auth_kind": row["auth_kind"],
+        "reference": row["reference"],
         "state": row["state"],
         "state_reason": row["state_reason"],
         "last_fetch_at": row["last_fetch_at"].isoformat() if row["last_fetch_at"] else None,

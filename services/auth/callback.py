@@ -18,9 +18,11 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.auth import pages, store
+from services.auth import browser_binding, pages, store
+from services.auth.admission import admit
 from services.auth.classify import Classification, classify_error
-from services.auth.identity import IdentityFailure
+from services.auth.id_token import SignedInAccount, signed_in_account
+from services.auth.identity import IdentityFailure, TokenResult
 from services.auth.messages import human_message
 from services.auth.schedule import next_refresh_at
 
@@ -46,13 +48,9 @@ _CALLBACK_PARAMS = (
 
 def finish_connect(ctx: AuthContext, request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
-    state = params.get("state", "")
-    with ctx.pool.connection() as conn:
-        flow_row = store.take_flow(conn, state, "connect") if state else None
-    if flow_row is None:
-        log.warning("oauth_callback_bad_state")
-        lang = pages.pick_lang(request)
-        return pages.refusal(request, lang, "bad_state", f"{ctx.settings.public_url}/connect")
+    flow_row = _take_flow(ctx, request, params.get("state", ""), "connect")
+    if not isinstance(flow_row, dict):
+        return flow_row
     lang = pages.pick_lang(request, flow_row["lang"])
     login_hint = flow_row["login_hint"]
     if "error" in params:
@@ -62,38 +60,119 @@ def finish_connect(ctx: AuthContext, request: Request) -> Response:
         result = ctx.identity.finish_sign_in(flow, params)
     except IdentityFailure as failure:
         return failure_page(ctx, request, lang, failure.classification, login_hint)
-    claims = result.claims
-    address = str(claims.get("preferred_username") or login_hint or "").lower()
-    tenant_id = str(claims.get("tid") or "")
-    if not address or not _GUID.match(tenant_id):
+    account = signed_in_account(result.claims)
+    if account is None:
         incomplete = Classification("config", "id_token_incomplete", "invalid_id_token")
         return failure_page(ctx, request, lang, incomplete, login_hint)
-    if login_hint and address != login_hint:
+    if refused := _account_refused(ctx, request, lang, account, login_hint):
+        return refused
+    return _connect(ctx, request, lang, account, result, flow_row["ticket_hash"])
+
+
+def _account_refused(
+    ctx: AuthContext,
+    request: Request,
+    lang: str,
+    account: SignedInAccount,
+    login_hint: str | None,
+) -> Response | None:
+    allowed = ctx.settings.allowed_tenant_ids
+    if allowed and account.tenant_id not in allowed:
+        log.warning("sign_in_tenant_not_allowed", tenant_id=account.tenant_id)
+        return pages.refusal(request, lang, "tenant_not_allowed")
+    if login_hint and account.username != login_hint:
         # Someone asked to connect one mailbox and signed in as another: connecting the
         # other one silently would surprise them (and their administrator).
         wrong = Classification("reauth", "wrong_account", "account_mismatch")
         return failure_page(ctx, request, lang, wrong, login_hint)
+    return None
+
+
+def _connect(
+    ctx: AuthContext,
+    request: Request,
+    lang: str,
+    account: SignedInAccount,
+    result: TokenResult,
+    ticket_hash: bytes | None,
+) -> Response:
+    """Connect the account's mailbox if admission allows, consuming the ticket with it."""
     now = datetime.now(UTC)
     with ctx.pool.connection() as conn, conn.transaction():
-        mailbox = store.connect_mailbox(
+        ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+        if ticket_hash and ticket is None:
+            return pages.refusal(request, lang, "bad_ticket")
+        rows = store.candidates_for_account(
+            conn, account.tenant_id, account.object_id, account.username
+        )
+        admission = admit(
+            rows,
+            account,
+            ticket_minted_at=ticket["created_at"] if ticket else None,
+            ticket_required=ctx.settings.connect_requires_ticket,
+        )
+        if admission.refusal is not None:
+            _log_refusal(admission.refusal, rows, account)
+            return pages.refusal(request, lang, admission.refusal)
+        if ticket_hash and store.use_ticket(conn, ticket_hash) is None:
+            return pages.refusal(request, lang, "bad_ticket")  # used meanwhile by a twin flow
+        mailbox = store.connect_delegated(
             conn,
-            address=address,
-            tenant_id=tenant_id,
-            auth_kind="delegated",
+            existing_id=admission.existing_id,
+            address=account.username,
+            tenant_id=account.tenant_id,
+            object_id=account.object_id,
+            reference=ticket["reference"] if ticket else None,
             token_cache=ctx.cipher.encrypt(result.cache_state or ""),
             home_account_id=result.home_account_id,
             access_token=ctx.cipher.encrypt(result.access_token),
             access_expires_at=result.expires_at,
             refresh_due_at=next_refresh_at(now, result.expires_at, random.Random()),  # noqa: S311
         )
-    log.info("mailbox_connected", mailbox_id=mailbox.id, tenant_id=tenant_id)
+        if ticket_hash:
+            store.ticket_used_for(conn, ticket_hash, mailbox.id)
+    log.info("mailbox_connected", mailbox_id=mailbox.id, tenant_id=account.tenant_id)
     return pages.render(
         request,
         lang=lang,
         ok=True,
         outcome="connected",
         title=pages.text("connected_title", lang),
-        message=pages.text("connected", lang, address=address),
+        message=pages.text("connected", lang, address=account.username),
+    )
+
+
+def _take_flow(
+    ctx: AuthContext, request: Request, state: str, kind: str
+) -> dict[str, Any] | Response:
+    """The flow this browser started with ``state``, consumed; else the refusal page."""
+    binding = browser_binding.presented(ctx.settings, request)
+    with ctx.pool.connection() as conn:
+        flow_row = store.take_flow(conn, state, kind, binding) if state else None
+        foreign = flow_row is None and bool(state) and store.flow_pending(conn, state, kind)
+    if flow_row is not None:
+        return flow_row
+    lang = pages.pick_lang(request)
+    start = f"{ctx.settings.public_url}/{'connect' if kind == 'connect' else 'admin-consent'}"
+    if foreign:
+        # A real flow, finished in a browser that did not start it: a forwarded or planted
+        # callback URL (login CSRF), or cookies blocked.
+        log.warning("oauth_callback_other_browser", kind=kind)
+        return pages.refusal(request, lang, "other_browser")
+    log.warning("oauth_callback_bad_state", kind=kind)
+    return pages.refusal(request, lang, "bad_state", start)
+
+
+def _log_refusal(reason: str, rows: list[dict[str, Any]], account: SignedInAccount) -> None:
+    """The operator's record of a refused takeover (ids only: no address, no token)."""
+    log.warning(
+        "mailbox_connect_refused",
+        reason=reason,
+        mailbox_ids=[r["id"] for r in rows],
+        recorded_tenant_ids=sorted({r["tenant_id"] for r in rows}),
+        recorded_object_ids=sorted({r["object_id"] for r in rows if r["object_id"]}),
+        tenant_id=account.tenant_id,
+        object_id=account.object_id,
     )
 
 
@@ -153,22 +232,20 @@ def failure_page(
 
 def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
-    with ctx.pool.connection() as conn:
-        flow_row = (
-            store.take_flow(conn, params.get("state", ""), "admin_consent")
-            if params.get("state")
-            else None
-        )
-    lang = pages.pick_lang(request, flow_row["lang"] if flow_row else None)
-    if flow_row is None:
-        retry = f"{ctx.settings.public_url}/admin-consent"
-        return pages.refusal(request, lang, "bad_state", retry)
+    flow_row = _take_flow(ctx, request, params.get("state", ""), "admin_consent")
+    if not isinstance(flow_row, dict):
+        return flow_row
+    lang = pages.pick_lang(request, flow_row["lang"])
     if "error" in params or params.get("admin_consent", "").lower() != "true":
         return failure_page(ctx, request, lang, callback_error(params), None, params)
     tenant = params.get("tenant", "")
     if not _GUID.match(tenant):
         failure = Classification("admin", "tenant_not_found", "invalid_tenant")
         return failure_page(ctx, request, lang, failure, None, params)
+    allowed = ctx.settings.allowed_tenant_ids
+    if allowed and tenant.lower() not in allowed:
+        log.warning("admin_consent_tenant_not_allowed", tenant_id=tenant)
+        return pages.refusal(request, lang, "tenant_not_allowed")
     # The tenant parameter is unsigned (docs/architecture.md#identity-admin-consent): prove the
     # consent by obtaining an app-only token for that tenant before recording anything.
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msal
 import requests
+import structlog
 
 from common.http import https_session
 from common.settings import APP_ONLY_IMAP_SCOPE, DELEGATED_IMAP_SCOPE, Settings
@@ -23,6 +24,9 @@ from services.auth.classify import (
     classify_http_status,
     classify_network_error,
 )
+from services.auth.id_token import IdTokenVerifier, InvalidIdToken, SigningKeysUnavailable
+
+log = structlog.get_logger(__name__)
 
 
 class IdentityFailure(Exception):
@@ -72,6 +76,9 @@ class IdentityClient:
         self._session.hooks["response"].append(self._retry_after.hook)
         # Shared so discovery documents are fetched once a day, not on every refresh.
         self._http_cache: dict[Any, Any] = {}
+        self._id_tokens = IdTokenVerifier(
+            self._session, settings.authority_host, settings.sign_in_tenant, settings.client_id
+        )
 
     def app(
         self, tenant: str, cache: msal.SerializableTokenCache | None = None
@@ -106,7 +113,16 @@ class IdentityClient:
         result = self._call(
             lambda: app.acquire_token_by_auth_code_flow(flow, response), app_only=False
         )
-        claims = result.get("id_token_claims") or {}
+        try:
+            claims = self._id_tokens.verify(result.get("id_token"))
+        except SigningKeysUnavailable as exc:
+            raise IdentityFailure(
+                Classification("transient", "network", "signing_keys_unavailable"), str(exc)
+            ) from exc
+        except InvalidIdToken as exc:
+            raise IdentityFailure(
+                Classification("config", "id_token_invalid", "invalid_id_token"), str(exc)
+            ) from exc
         accounts = app.get_accounts()
         return TokenResult(
             access_token=result["access_token"],
@@ -147,8 +163,20 @@ class IdentityClient:
             access_token=result["access_token"],
             expires_at=_expiry(result),
             cache_state=cache.serialize() if cache.has_state_changed else cache_state,
+            claims=self._refreshed_claims(result),
             home_account_id=accounts[0]["home_account_id"],
         )
+
+    def _refreshed_claims(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A refresh's id_token names the account (rows connected before object ids were
+        kept learn theirs from it); one that fails validation is ignored, not the refresh."""
+        if not result.get("id_token"):
+            return {}
+        try:
+            return self._id_tokens.verify(result["id_token"])
+        except (InvalidIdToken, SigningKeysUnavailable) as exc:
+            log.warning("refresh_id_token_ignored", error=str(exc))
+            return {}
 
     def app_only_token(self, tenant: str, cache_state: str | None) -> TokenResult:
         cache = msal.SerializableTokenCache()

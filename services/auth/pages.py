@@ -43,6 +43,46 @@ TEXT = {
         "es": "La dirección indicada no es un correo electrónico válido.",
         "en": "The address given is not a valid e-mail address.",
     },
+    "other_browser": {
+        "es": "Este inicio de sesión se empezó en otro navegador (o su navegador bloquea las"
+        " cookies). Por seguridad no se conectó nada: abra el enlace de conexión en este"
+        " navegador y vuelva a empezar.",
+        "en": "This sign-in was started in another browser (or your browser blocks cookies)."
+        " For your safety nothing was connected: open the connection link in this browser"
+        " and start again.",
+    },
+    "bad_ticket": {
+        "es": "El enlace de conexión no es válido, ya se usó o caducó."
+        " Pida un enlace nuevo a quien se lo envió.",
+        "en": "The connection link is invalid, was already used or has expired."
+        " Ask whoever sent it for a new one.",
+    },
+    "ticket_required": {
+        "es": "Los buzones se conectan solo con el enlace personal que le envía su proveedor."
+        " Pida ese enlace y ábralo.",
+        "en": "Mailboxes are connected only through the personal link your provider sends."
+        " Ask for that link and open it.",
+    },
+    "mailbox_disconnected": {
+        "es": "Un administrador desconectó este buzón. Solo puede volver a conectarse con un"
+        " enlace nuevo: pídalo a su proveedor.",
+        "en": "An administrator disconnected this mailbox. It can only be connected again"
+        " with a new link: ask your provider for one.",
+    },
+    "account_mismatch": {
+        "es": "Este buzón ya está conectado con otra cuenta de Microsoft. No se cambió nada;"
+        " el operador fue avisado. Si la dirección cambió de titular, pida ayuda a su"
+        " proveedor.",
+        "en": "This mailbox is already connected with another Microsoft account. Nothing was"
+        " changed; the operator has been notified. If the address changed hands, ask your"
+        " provider for help.",
+    },
+    "tenant_not_allowed": {
+        "es": "Las cuentas de su organización no pueden conectarse a este servicio."
+        " Contacte con su proveedor.",
+        "en": "Accounts of your organisation cannot be connected to this service."
+        " Contact your provider.",
+    },
     "admin_hint": {
         "es": "Reenvíe este enlace a un administrador de su organización:",
         "en": "Forward this link to an administrator of your organisation:",

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from psycopg import Connection
@@ -24,6 +25,7 @@ from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import metrics, store
 from services.auth.classify import Classification
+from services.auth.id_token import signed_in_account
 from services.auth.identity import IdentityClient, IdentityFailure, TokenResult
 from services.auth.messages import human_message
 from services.auth.schedule import CONFIG_BACKOFF, backoff_seconds, next_refresh_at
@@ -53,6 +55,7 @@ class Claim:
     failure_count: int
     forced: bool
     app_token_cache: bytes | None
+    object_id: str | None = None
 
 
 class Refresher:
@@ -84,7 +87,7 @@ class Refresher:
                 "   ORDER BY t2.refresh_due_at LIMIT %s FOR UPDATE OF t2 SKIP LOCKED)"
                 " RETURNING t.mailbox_id, m.address, m.tenant_id, m.auth_kind, t.token_cache,"
                 "   t.home_account_id, t.generation, t.failure_count,"
-                "   t.refresh_requested AS forced, tn.app_token_cache",
+                "   t.refresh_requested AS forced, tn.app_token_cache, m.object_id",
                 (LEASE, limit),
             ).fetchall()
         return [Claim(**r) for r in rows]
@@ -136,6 +139,8 @@ class Refresher:
                     "gen": claim.generation,
                 },
             )
+            if claim.auth_kind == "delegated" and claim.object_id is None:
+                self._learn_account(conn, claim, result)
             if claim.auth_kind == "app_only" and cache is not None:
                 conn.execute(
                     "UPDATE tenants SET app_token_cache = %s WHERE tenant_id = %s",
@@ -146,6 +151,16 @@ class Refresher:
         log.info(
             "token_refreshed", mailbox_id=claim.mailbox_id, expires_at=result.expires_at.isoformat()
         )
+
+    @staticmethod
+    def _learn_account(conn: Connection[Any], claim: Claim, result: TokenResult) -> None:
+        """A row connected before accounts were recorded takes its account from the
+        refresh's validated id_token (only within the tenant it is recorded under)."""
+        account = signed_in_account(result.claims)
+        if account is None or account.tenant_id != claim.tenant_id.lower():
+            return
+        if store.learn_account(conn, claim.mailbox_id, claim.tenant_id, account.object_id):
+            log.info("mailbox_account_recorded", mailbox_id=claim.mailbox_id)
 
     def _record_failure(self, claim: Claim, failure: Classification, description: str) -> None:
         metrics.REFRESHES.labels("failure", failure.reason_class).inc()
@@ -166,7 +181,9 @@ class Refresher:
 
     def _needs_person(self, claim: Claim, failure: Classification) -> None:
         reason = {"class": failure.reason_class, "error": failure.reason, "aadsts": failure.aadsts}
-        reconnect = f"{self._settings.public_url}/connect?login_hint={claim.address}"
+        # Encoded: an address may hold "+", which a raw query string reads as a space.
+        query = urlencode({"login_hint": claim.address})
+        reconnect = f"{self._settings.public_url}/connect?{query}"
         with self._pool.connection() as conn, conn.transaction():
             moved = store.move_to_needs_reauth(
                 conn,

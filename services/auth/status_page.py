@@ -195,6 +195,8 @@ def _reconnect(settings: Settings, mailbox: dict[str, Any], lang: str) -> tuple[
         # An app-only mailbox has no user to sign in: its tenant's admin consents again.
         query = urlencode({"tenant": mailbox["tenant_id"]})
         return f"{settings.public_url}/admin-consent?{query}", TEXT["admin_consent"][lang]
+    if mailbox["state"] == "disconnected":
+        return None, ""  # an administrator's disconnection is undone only by a new ERP link
     hint = quote(str(mailbox["address"]), safe="@")
     return f"{settings.public_url}/connect?login_hint={hint}", TEXT["reconnect"][lang]
 

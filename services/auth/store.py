@@ -25,6 +25,10 @@ class Mailbox:
     tenant_id: str
     state: str
     auth_kind: str
+    reference: str | None = None  # the ERP's id for its customer (connect links)
+
+
+_MAILBOX = "id, address, tenant_id, state, auth_kind, erp_reference AS reference"
 
 
 def save_flow(
@@ -36,25 +40,55 @@ def save_flow(
     login_hint: str | None,
     lang: str,
     ttl: float,
+    browser_binding: bytes,
+    ticket_hash: bytes | None = None,
 ) -> None:
     conn.execute(
-        "INSERT INTO oauth_flows (state, kind, flow, login_hint, lang, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, now() + %s)",
-        (state, kind, flow, login_hint, lang, timedelta(seconds=ttl)),
+        "INSERT INTO oauth_flows (state, kind, flow, login_hint, lang, expires_at,"
+        "   browser_binding, ticket_hash)"
+        " VALUES (%s, %s, %s, %s, %s, now() + %s, %s, %s)",
+        (
+            state,
+            kind,
+            flow,
+            login_hint,
+            lang,
+            timedelta(seconds=ttl),
+            browser_binding,
+            ticket_hash,
+        ),
     )
 
 
-def take_flow(conn: Connection[Any], state: str, kind: str) -> dict[str, Any] | None:
-    """Consume a flow exactly once; None for an unknown, replayed or expired state."""
-    if not _STATE.match(state):
+def take_flow(
+    conn: Connection[Any], state: str, kind: str, browser_binding: bytes | None
+) -> dict[str, Any] | None:
+    """Consume a flow exactly once, only from the browser that started it; None for an
+    unknown, replayed, expired or foreign one."""
+    if not _STATE.match(state) or browser_binding is None:
         return None  # not a state we could have issued (and PostgreSQL text refuses NUL)
     row: dict[str, Any] | None = conn.execute(
         "UPDATE oauth_flows SET consumed_at = now()"
         " WHERE state = %s AND kind = %s AND consumed_at IS NULL AND expires_at > now()"
-        " RETURNING flow, login_hint, lang",
-        (state, kind),
+        "   AND browser_binding = %s"
+        " RETURNING flow, login_hint, lang, ticket_hash",
+        (state, kind, browser_binding),
     ).fetchone()
     return row
+
+
+def flow_pending(conn: Connection[Any], state: str, kind: str) -> bool:
+    """A live flow with this state exists (so a refused callback came from another browser)."""
+    if not _STATE.match(state):
+        return False
+    return (
+        conn.execute(
+            "SELECT 1 FROM oauth_flows WHERE state = %s AND kind = %s AND consumed_at IS NULL"
+            " AND expires_at > now()",
+            (state, kind),
+        ).fetchone()
+        is not None
+    )
 
 
 def purge_flows(conn: Connection[Any]) -> None:
@@ -73,6 +107,7 @@ def _mailbox_event(
             "mailbox_id": mailbox.id,
             "mailbox": mailbox.address,
             "tenant_id": mailbox.tenant_id,
+            "reference": mailbox.reference,
             **(extra or {}),
         },
     )
@@ -89,24 +124,119 @@ def connect_mailbox(
     access_token: bytes,
     access_expires_at: datetime,
     refresh_due_at: datetime,
+    reference: str | None = None,
 ) -> Mailbox:
-    """Create or reconnect a mailbox: new tokens, state ``active``, a ``connected`` event.
-
-    A reconnect keeps the mailbox row (and so its folder position): mail that arrived
-    while it waited is still unread on the server and is fetched on the next poll.
-    """
+    """Create or reconnect an app-only mailbox (keyed by address: it has no user)."""
     conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
     row = conn.execute(
-        "INSERT INTO mailboxes (address, tenant_id, auth_kind, state, next_fetch_at)"
-        " VALUES (%s, %s, %s, 'active', now())"
+        "INSERT INTO mailboxes (address, tenant_id, auth_kind, state, next_fetch_at,"
+        "   erp_reference)"
+        " VALUES (%s, %s, %s, 'active', now(), %s)"
         " ON CONFLICT (address) DO UPDATE SET tenant_id = EXCLUDED.tenant_id,"
         "   auth_kind = EXCLUDED.auth_kind, state = 'active', state_reason = NULL,"
-        "   last_error = NULL, error_count = 0, next_fetch_at = now(), updated_at = now()"
-        " RETURNING id, address, tenant_id, state, auth_kind",
-        (address, tenant_id, auth_kind),
+        "   last_error = NULL, error_count = 0, next_fetch_at = now(), updated_at = now(),"
+        "   disconnected_at = NULL,"
+        "   erp_reference = COALESCE(EXCLUDED.erp_reference, mailboxes.erp_reference)"
+        f" RETURNING {_MAILBOX}",
+        (address, tenant_id, auth_kind, reference),
     ).fetchone()
     assert row is not None
     mailbox = Mailbox(**row)
+    _store_tokens_and_announce(
+        conn,
+        mailbox,
+        token_cache=token_cache,
+        home_account_id=home_account_id,
+        access_token=access_token,
+        access_expires_at=access_expires_at,
+        refresh_due_at=refresh_due_at,
+    )
+    return mailbox
+
+
+def candidates_for_account(
+    conn: Connection[Any], tenant_id: str, object_id: str, address: str
+) -> list[dict[str, Any]]:
+    """The rows a sign-in could be about (its account's, its address's), locked."""
+    return conn.execute(
+        "SELECT id, address, tenant_id, object_id, state, auth_kind, disconnected_at"
+        " FROM mailboxes WHERE (tenant_id = %s AND object_id = %s) OR address = %s"
+        " ORDER BY id FOR UPDATE",
+        (tenant_id, object_id, address),
+    ).fetchall()
+
+
+def connect_delegated(
+    conn: Connection[Any],
+    *,
+    existing_id: int | None,
+    address: str,
+    tenant_id: str,
+    object_id: str,
+    reference: str | None,
+    token_cache: bytes | None,
+    home_account_id: str | None,
+    access_token: bytes,
+    access_expires_at: datetime,
+    refresh_due_at: datetime,
+) -> Mailbox:
+    """Connect a signed-in account's mailbox (new, or the row admission chose): new tokens,
+    state ``active``, a ``connected`` event.
+
+    A reconnect keeps the mailbox row (and so its folder position): mail that arrived
+    while it waited is still unread on the server and is fetched on the next poll. The
+    address follows the account (a renamed user keeps their mailbox).
+    """
+    conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+    values = {
+        "id": existing_id,
+        "address": address,
+        "tid": tenant_id,
+        "oid": object_id,
+        "reference": reference,
+    }
+    if existing_id is None:
+        row = conn.execute(
+            "INSERT INTO mailboxes (address, tenant_id, object_id, auth_kind, state,"
+            "   next_fetch_at, erp_reference)"
+            " VALUES (%(address)s, %(tid)s, %(oid)s, 'delegated', 'active', now(),"
+            f"   %(reference)s) RETURNING {_MAILBOX}",
+            values,
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "UPDATE mailboxes SET address = %(address)s, tenant_id = %(tid)s,"
+            "   object_id = %(oid)s, auth_kind = 'delegated', state = 'active',"
+            "   state_reason = NULL, last_error = NULL, error_count = 0,"
+            "   next_fetch_at = now(), updated_at = now(), disconnected_at = NULL,"
+            "   erp_reference = COALESCE(%(reference)s, erp_reference)"
+            f" WHERE id = %(id)s RETURNING {_MAILBOX}",
+            values,
+        ).fetchone()
+    assert row is not None
+    mailbox = Mailbox(**row)
+    _store_tokens_and_announce(
+        conn,
+        mailbox,
+        token_cache=token_cache,
+        home_account_id=home_account_id,
+        access_token=access_token,
+        access_expires_at=access_expires_at,
+        refresh_due_at=refresh_due_at,
+    )
+    return mailbox
+
+
+def _store_tokens_and_announce(
+    conn: Connection[Any],
+    mailbox: Mailbox,
+    *,
+    token_cache: bytes | None,
+    home_account_id: str | None,
+    access_token: bytes,
+    access_expires_at: datetime,
+    refresh_due_at: datetime,
+) -> None:
     conn.execute(
         "INSERT INTO mailbox_tokens (mailbox_id, token_cache, home_account_id, access_token,"
         "   access_expires_at, refresh_due_at)"
@@ -120,24 +250,97 @@ def connect_mailbox(
         (mailbox.id, token_cache, home_account_id, access_token, access_expires_at, refresh_due_at),
     )
     events.add_to_outbox(
-        conn, _mailbox_event(events.MAILBOX_CONNECTED, mailbox, {"auth_kind": auth_kind})
+        conn,
+        _mailbox_event(events.MAILBOX_CONNECTED, mailbox, {"auth_kind": mailbox.auth_kind}),
     )
     conn.execute(f"NOTIFY {MAILBOX_CHANNEL}")  # the scheduler fetches it at once
-    return mailbox
+
+
+def learn_account(conn: Connection[Any], mailbox_id: int, tenant_id: str, object_id: str) -> bool:
+    """Record the account of a row connected before object ids were kept (from a refresh's
+    id_token), unless the row already has one or another row is that account."""
+    row = conn.execute(
+        "UPDATE mailboxes SET object_id = %(oid)s, updated_at = now()"
+        " WHERE id = %(id)s AND object_id IS NULL AND tenant_id = %(tid)s"
+        "   AND NOT EXISTS (SELECT 1 FROM mailboxes o"
+        "                   WHERE o.tenant_id = %(tid)s AND o.object_id = %(oid)s)"
+        " RETURNING id",
+        {"id": mailbox_id, "tid": tenant_id, "oid": object_id},
+    ).fetchone()
+    return row is not None
+
+
+def disconnection(conn: Connection[Any], address: str) -> dict[str, Any] | None:
+    """``{"at": …}`` when an administrator disconnected the mailbox at ``address`` (``at``
+    is None for a disconnection older than its recording); None when it is not."""
+    row: dict[str, Any] | None = conn.execute(
+        "SELECT disconnected_at AS at FROM mailboxes WHERE address = %s AND state = 'disconnected'",
+        (address,),
+    ).fetchone()
+    return row
+
+
+def reconnectable(conn: Connection[Any], address: str) -> bool:
+    """A delegated mailbox waiting for its owner to sign in again (``needs_reauth``)."""
+    row = conn.execute(
+        "SELECT 1 FROM mailboxes WHERE address = %s AND state = 'needs_reauth'"
+        " AND auth_kind = 'delegated'",
+        (address,),
+    ).fetchone()
+    return row is not None
+
+
+def save_ticket(
+    conn: Connection[Any], ticket_hash: bytes, address: str, reference: str, ttl: float
+) -> datetime:
+    row = conn.execute(
+        "INSERT INTO connect_tickets (ticket_hash, address, erp_reference, expires_at)"
+        " VALUES (%s, %s, %s, now() + %s) RETURNING expires_at",
+        (ticket_hash, address, reference, timedelta(seconds=ttl)),
+    ).fetchone()
+    assert row is not None
+    expires_at: datetime = row["expires_at"]
+    return expires_at
+
+
+def find_ticket(conn: Connection[Any], ticket_hash: bytes) -> dict[str, Any] | None:
+    """An unused, unexpired ticket: its address, reference and when it was minted."""
+    row: dict[str, Any] | None = conn.execute(
+        "SELECT address, erp_reference AS reference, created_at FROM connect_tickets"
+        " WHERE ticket_hash = %s AND used_at IS NULL AND expires_at > now()",
+        (ticket_hash,),
+    ).fetchone()
+    return row
+
+
+def use_ticket(conn: Connection[Any], ticket_hash: bytes) -> dict[str, Any] | None:
+    """Consume a ticket once (in the transaction that connects its mailbox)."""
+    row: dict[str, Any] | None = conn.execute(
+        "UPDATE connect_tickets SET used_at = now()"
+        " WHERE ticket_hash = %s AND used_at IS NULL AND expires_at > now()"
+        " RETURNING address, erp_reference AS reference, created_at",
+        (ticket_hash,),
+    ).fetchone()
+    return row
+
+
+def ticket_used_for(conn: Connection[Any], ticket_hash: bytes, mailbox_id: int) -> None:
+    conn.execute(
+        "UPDATE connect_tickets SET mailbox_id = %s WHERE ticket_hash = %s",
+        (mailbox_id, ticket_hash),
+    )
 
 
 def list_mailboxes(conn: Connection[Any]) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT id, address, tenant_id, auth_kind, state, state_reason, last_fetch_at,"
-        " last_error, created_at, updated_at FROM mailboxes ORDER BY address"
+        " last_error, erp_reference AS reference, created_at, updated_at"
+        " FROM mailboxes ORDER BY address"
     ).fetchall()
 
 
 def get_mailbox(conn: Connection[Any], mailbox_id: int) -> Mailbox | None:
-    row = conn.execute(
-        "SELECT id, address, tenant_id, state, auth_kind FROM mailboxes WHERE id = %s",
-        (mailbox_id,),
-    ).fetchone()
+    row = conn.execute(f"SELECT {_MAILBOX} FROM mailboxes WHERE id = %s", (mailbox_id,)).fetchone()
     return Mailbox(**row) if row else None
 
 
@@ -152,7 +355,7 @@ def move_to_needs_reauth(
     row = conn.execute(
         "UPDATE mailboxes SET state = 'needs_reauth', state_reason = %s, last_error = %s,"
         " updated_at = now() WHERE id = %s AND state IN ('active', 'error')"
-        " RETURNING id, address, tenant_id, state, auth_kind",
+        f" RETURNING {_MAILBOX}",
         (Jsonb(reason), message["en"], mailbox_id),
     ).fetchone()
     if row is None:
@@ -168,9 +371,9 @@ def move_to_needs_reauth(
 
 def disconnect(conn: Connection[Any], mailbox_id: int) -> bool:
     row = conn.execute(
-        "UPDATE mailboxes SET state = 'disconnected', updated_at = now()"
-        " WHERE id = %s AND state <> 'disconnected'"
-        " RETURNING id, address, tenant_id, state, auth_kind",
+        "UPDATE mailboxes SET state = 'disconnected', disconnected_at = now(),"
+        " updated_at = now() WHERE id = %s AND state <> 'disconnected'"
+        f" RETURNING {_MAILBOX}",
         (mailbox_id,),
     ).fetchone()
     if row is None:

@@ -290,7 +290,7 @@ def move_to_error(conn: Connection[Any], mailbox_id: int, error: str) -> bool:
     """A mailbox that is gone or denies access stops being retried; one event says why."""
     row = conn.execute(
         "UPDATE mailboxes SET state = 'error', last_error = %s, updated_at = now()"
-        " WHERE id = %s AND state = 'active' RETURNING id, address, tenant_id",
+        " WHERE id = %s AND state = 'active' RETURNING id, address, tenant_id, erp_reference",
         (error[:1000], mailbox_id),
     ).fetchone()
     if row is None:
@@ -304,6 +304,7 @@ def move_to_error(conn: Connection[Any], mailbox_id: int, error: str) -> bool:
             "mailbox_id": row["id"],
             "mailbox": row["address"],
             "tenant_id": row["tenant_id"],
+            "reference": row["erp_reference"],
             "error": error[:1000],
         },
     )

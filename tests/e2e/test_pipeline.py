@@ -194,7 +194,12 @@ def test_two_relays_publish_each_event_once(
                 event_id=uuid.uuid4(),
                 source="urn:test",
                 subject=f"mailbox/{n}",
-                data={"mailbox_id": n, "mailbox": f"m{n}@x.example", "tenant_id": "t"},
+                data={
+                    "mailbox_id": n,
+                    "mailbox": f"m{n}@x.example",
+                    "tenant_id": "t",
+                    "reference": None,
+                },
             )
             events.add_to_outbox(conn, event)
     relays = [ServiceProcess("relay", services_env, tmp_path, free_port()) for _ in range(2)]

@@ -9,6 +9,7 @@ import requests
 
 from standin.control import sign_in
 from standin.testing import StandIn
+from tests.support.services import ADMIN_TOKEN
 
 _names = itertools.count()
 
@@ -30,6 +31,33 @@ def start_sign_in(auth_url: str, address: str, **params: str) -> tuple[requests.
     )
     assert start.status_code == 302, start.text
     return session, start.headers["location"]
+
+
+def open_link(url: str) -> tuple[requests.Session, requests.Response]:
+    """A fresh browser opens a connect link (``/connect?…``); the answer, not followed."""
+    session = browser()
+    return session, session.get(url, allow_redirects=False, timeout=15)
+
+
+def finish_sign_in(
+    session: requests.Session, standin: StandIn, authorize: str, account: str
+) -> requests.Response:
+    """Sign in as ``account`` on the emulator's page and land on the callback."""
+    callback_url = sign_in(standin.identity.session(), authorize, account)
+    return session.get(callback_url, allow_redirects=False, timeout=30)
+
+
+def mint_connect_link(auth_url: str, address: str, reference: str) -> dict[str, Any]:
+    """What the ERP does: POST /api/connect-links with the admin credential."""
+    answer = requests.post(
+        f"{auth_url}/api/connect-links",
+        json={"address": address, "reference": reference},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=15,
+    )
+    assert answer.status_code == 201, answer.text
+    link: dict[str, Any] = answer.json()
+    return link
 
 
 def connect_mailbox(

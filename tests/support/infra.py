@@ -28,6 +28,7 @@ TABLES = (
     "raw_messages",
     "folder_state",
     "oauth_flows",
+    "connect_tickets",
     "mailbox_tokens",
     "mailboxes",
     "tenants",
