@@ -1,0 +1,94 @@
+"""Trace context from a fetch to its events, with no exporter configured (issue 15)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from common import broker as common_broker
+from common import events
+from common.middleware import TraceContext
+from common.tracing import current_traceparent, setup_tracing, tracer
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+@pytest.fixture(autouse=True)
+def tracing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    setup_tracing("test")
+
+
+@pytest.fixture
+def stub_broker() -> Iterator[StubBroker]:
+    previous = dramatiq.get_broker()
+    stub = StubBroker()
+    stub.declare_queue("process")
+    dramatiq.set_broker(stub)
+    yield stub
+    dramatiq.set_broker(previous)
+
+
+def _trace_id(traceparent: str | None) -> str:
+    match = TRACEPARENT.match(traceparent or "")
+    assert match, traceparent
+    return match.group(1)
+
+
+def _event() -> dict:
+    return events.cloud_event(
+        events.DOCUMENT_PROCESSED,
+        event_id=uuid.uuid4(),
+        source="urn:test",
+        subject="document/1",
+        data={},
+    )
+
+
+def test_trace_ids_exist_without_an_exporter_and_events_carry_them() -> None:
+    """With no OTLP endpoint the spans still have real ids; an event raised inside one
+    carries its traceparent, an event raised outside any trace carries none."""
+    with tracer.start_as_current_span("fetch mailbox") as span:
+        event = _event()
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+    assert trace_id != "0" * 32
+    assert _trace_id(event["traceparent"]) == trace_id
+    assert "traceparent" not in _event()
+
+
+def test_the_processing_message_continues_the_fetch_trace(stub_broker: StubBroker) -> None:
+    """A message sent inside the fetch's trace carries its traceparent; the worker
+    middleware runs the actor in that trace and leaves the thread without it after."""
+    with tracer.start_as_current_span("fetch mailbox"):
+        fetch_trace = _trace_id(current_traceparent())
+        common_broker.send("process", "process_messages", [1, 2])
+    (sent,) = stub_broker.queues["process"].queue
+    message = dramatiq.Message.decode(sent)
+    assert _trace_id(message.options["traceparent"]) == fetch_trace
+
+    middleware = TraceContext()
+    proxy = dramatiq.broker.MessageProxy(message)
+    middleware.before_process_message(stub_broker, proxy)
+    event = _event()
+    middleware.after_process_message(stub_broker, proxy)
+    assert _trace_id(event["traceparent"]) == fetch_trace
+    assert event["traceparent"] != message.options["traceparent"]  # the processor's own span
+    assert current_traceparent() is None
+
+
+def test_a_message_without_trace_context_starts_a_new_trace(stub_broker: StubBroker) -> None:
+    middleware = TraceContext()
+    message = dramatiq.Message(
+        queue_name="process", actor_name="process_messages", args=([1],), kwargs={}, options={}
+    )
+    proxy = dramatiq.broker.MessageProxy(message)
+    middleware.before_process_message(stub_broker, proxy)
+    traceparent = current_traceparent()
+    middleware.after_skip_message(stub_broker, proxy)
+    assert _trace_id(traceparent)
+    assert current_traceparent() is None
