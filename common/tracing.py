@@ -32,15 +32,19 @@ tracer = trace.get_tracer("bandeja")
 
 def setup_tracing(process: str) -> None:
     """Install the tracer provider of this process (once; later calls are ignored)."""
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        return
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(tracer_provider(process))
+
+
+def tracer_provider(process: str) -> TracerProvider:
+    """The SDK's provider (real ids), exporting over OTLP/HTTP only when an endpoint is set."""
     provider = TracerProvider(resource=Resource.create({"service.name": f"bandeja-{process}"}))
     if any(os.environ.get(name) for name in _ENDPOINT_VARIABLES):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
+    return provider
 
 
 def current_traceparent() -> str | None:

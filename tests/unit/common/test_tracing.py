@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import ClassVar
 
 import dramatiq
 import pytest
@@ -13,7 +16,7 @@ from dramatiq.brokers.stub import StubBroker
 from common import broker as common_broker
 from common import events
 from common.middleware import TraceContext
-from common.tracing import current_traceparent, setup_tracing, tracer
+from common.tracing import current_traceparent, setup_tracing, tracer, tracer_provider
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
@@ -92,3 +95,42 @@ def test_a_message_without_trace_context_starts_a_new_trace(stub_broker: StubBro
     middleware.after_skip_message(stub_broker, proxy)
     assert _trace_id(traceparent)
     assert current_traceparent() is None
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """A stand-in OTLP/HTTP receiver: keeps each request's path and body."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_spans_are_exported_over_otlp_only_when_an_endpoint_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        quiet = tracer_provider("fetcher")
+        assert quiet._active_span_processor._span_processors == ()
+
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        exporting = tracer_provider("fetcher")
+        with exporting.get_tracer("test").start_as_current_span("fetch mailbox") as span:
+            trace_id = span.get_span_context().trace_id
+        assert exporting.force_flush(10_000)
+        exporting.shutdown()
+    finally:
+        server.shutdown()
+    ((path, body),) = _Collector.received
+    assert path == "/v1/traces"
+    assert trace_id.to_bytes(16, "big") in body  # protobuf carries the raw 16-byte id
+    assert b"bandeja-fetcher" in body
