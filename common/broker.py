@@ -14,7 +14,6 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage
 
 from common.middleware import LogContext, TraceContext, WorkerMetrics
-from common.tracing import TRACEPARENT, current_traceparent
 
 # pika's defaults block forever on a broker alarm and give up after one connection
 # attempt (OPS.md §1.1); these make a publisher fail fast and reconnect instead.
@@ -44,11 +43,13 @@ def setup_broker(broker_url: str) -> RabbitmqBroker:
     """Build the broker with publisher confirms and our middleware, and make it global."""
     broker = RabbitmqBroker(url=tuned_url(broker_url), confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(TraceContext())
     broker.add_middleware(LogContext())
     # First in the list so that its after_* hooks run last, once Retries has decided
     # whether a failed message is retried or dead-lettered.
     broker.add_middleware(WorkerMetrics(), before=AgeLimit)
+    # Before Retries too, so that Retries' own sends (a retry, the settling message) still
+    # happen inside the message's span and carry its trace.
+    broker.add_middleware(TraceContext(), before=AgeLimit)
     dramatiq.set_broker(broker)
     return broker
 
@@ -57,12 +58,9 @@ def send(queue: str, actor_name: str, *args: Any, delay_ms: int | None = None) -
     """Enqueue a message for an actor another service owns, without importing its code.
 
     Messages carry ids only (claim check); the broker's confirm makes this return only
-    once RabbitMQ has persisted it. Sent within a trace, the message carries its W3C
-    ``traceparent`` in its options, and the receiving worker continues that trace.
+    once RabbitMQ has persisted it.
     """
-    traceparent = current_traceparent()
-    options = {TRACEPARENT: traceparent} if traceparent else {}
     message: dramatiq.Message[Any] = dramatiq.Message(
-        queue_name=queue, actor_name=actor_name, args=args, kwargs={}, options=options
+        queue_name=queue, actor_name=actor_name, args=args, kwargs={}, options={}
     )
     dramatiq.get_broker().enqueue(message, delay=delay_ms)

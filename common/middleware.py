@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import structlog
-from dramatiq import Middleware
+from dramatiq import Message, Middleware
 from dramatiq.broker import Broker, MessageProxy
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,15 +32,22 @@ ACTOR_DURATION = Histogram(
 
 
 class TraceContext(Middleware):
-    """Run each message in a span continuing the trace of its sender (the ``traceparent`` in
-    its options; a new trace without one), so whatever the actor logs or emits carries it.
+    """W3C trace context across messages (common/tracing.py).
 
-    The span lives on the worker thread from before to after processing; a thread
-    processes one message at a time.
+    A message enqueued inside a trace carries its ``traceparent`` in its options; each
+    message is processed in a span continuing it (a new trace without one), so whatever
+    the actor logs, sends or emits carries the trace. The span lives on the worker thread
+    from before to after processing; a thread processes one message at a time.
     """
 
     def __init__(self) -> None:
         self._current = threading.local()
+
+    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:
+            # A retry keeps the trace it was first sent in.
+            message.options.setdefault(tracing.TRACEPARENT, traceparent)
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         parent = tracing.context_from(message.options.get(tracing.TRACEPARENT))

@@ -12,6 +12,7 @@ from typing import ClassVar
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Retries
 
 from common import broker as common_broker
 from common import events
@@ -30,7 +31,7 @@ def tracing(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def stub_broker() -> Iterator[StubBroker]:
     previous = dramatiq.get_broker()
-    stub = StubBroker()
+    stub = StubBroker(middleware=[TraceContext()])
     stub.declare_queue("process")
     dramatiq.set_broker(stub)
     yield stub
@@ -78,10 +79,14 @@ def test_the_processing_message_continues_the_fetch_trace(stub_broker: StubBroke
     proxy = dramatiq.broker.MessageProxy(message)
     middleware.before_process_message(stub_broker, proxy)
     event = _event()
+    # What the worker sends meanwhile (dramatiq's retry, the settling message) goes on too.
+    common_broker.send("process", "settle_exhausted_processing", {}, {})
     middleware.after_process_message(stub_broker, proxy)
     assert _trace_id(event["traceparent"]) == fetch_trace
     assert event["traceparent"] != message.options["traceparent"]  # the processor's own span
     assert current_traceparent() is None
+    settle = dramatiq.Message.decode(stub_broker.queues["process"].queue[-1])
+    assert _trace_id(settle.options["traceparent"]) == fetch_trace
 
 
 def test_a_message_without_trace_context_starts_a_new_trace(stub_broker: StubBroker) -> None:
@@ -134,3 +139,15 @@ def test_spans_are_exported_over_otlp_only_when_an_endpoint_is_set(
     assert path == "/v1/traces"
     assert trace_id.to_bytes(16, "big") in body  # protobuf carries the raw 16-byte id
     assert b"bandeja-fetcher" in body
+
+
+def test_trace_context_wraps_retries_so_their_sends_stay_in_the_trace() -> None:
+    """Middleware after-hooks run in reverse order: TraceContext must come before Retries
+    (whose after-hook sends the retry and the settling message) to still be in effect."""
+    previous = dramatiq.get_broker()
+    try:
+        broker = common_broker.setup_broker("amqp://guest:guest@127.0.0.1:1/")
+        kinds = [type(m) for m in broker.middleware]
+        assert kinds.index(TraceContext) < kinds.index(Retries)
+    finally:
+        dramatiq.set_broker(previous)
