@@ -3,7 +3,8 @@
 A fetch run starts a trace; its W3C ``traceparent`` (https://www.w3.org/TR/trace-context/)
 rides in the options of every message sent within it (the processing message, then its
 retries and settling message: common.middleware.TraceContext), the processor continues
-the trace, and the document event carries it as the CloudEvents distributed-tracing extension attribute
+the trace, and the document event carries it as the CloudEvents distributed-tracing
+extension attribute
 (https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/extensions/distributed-tracing.md),
 so the ERP can follow a document back to its mail run, and logs carry the trace id.
 
