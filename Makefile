@@ -10,7 +10,10 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: setup system-packages lint test unit audit demo bench chaos clean
 
-setup: system-packages $(STAMP)
+# The AsyncAPI project's parser (npm), pinned by its lock file, checks docs/asyncapi.yaml.
+ASYNCAPI_TOOLS := tools/asyncapi/node_modules/.package-lock.json
+
+setup: system-packages $(STAMP) $(ASYNCAPI_TOOLS)
 
 system-packages:
 	@bash scripts/install-system-packages.sh
@@ -20,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,standin,bench]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+$(ASYNCAPI_TOOLS): tools/asyncapi/package-lock.json
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --ignore-scripts
 
 lint: setup
 	$(VENV)/bin/ruff check common services standin tests bench scripts
@@ -44,4 +50,4 @@ chaos: setup
 	$(PY) -m tests.chaos.run $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/asyncapi/node_modules

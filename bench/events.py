@@ -33,9 +33,8 @@ class EventSink(threading.Thread):
     def run(self) -> None:
         conn = pika.BlockingConnection(pika.URLParameters(self._url))
         channel = conn.channel()
-        channel.exchange_declare("bandeja.events.unrouted", exchange_type="fanout", durable=True)
-        channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True,
-                                 arguments={"alternate-exchange": "bandeja.events.unrouted"})
+        # As documented (docs/asyncapi.yaml); the relay declares the same.
+        channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True)
         queue = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(queue, "bandeja.events", routing_key=self._binding)
         channel.basic_consume(queue, self._on_message, auto_ack=True)

@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage
 
-from common.middleware import LogContext, WorkerMetrics
+from common.middleware import LogContext, TraceContext, WorkerMetrics
 
 # pika's defaults block forever on a broker alarm and give up after one connection
 # attempt (docs/architecture.md#ops-dramatiq-broker); these make a publisher fail fast and
@@ -48,6 +48,9 @@ def setup_broker(broker_url: str) -> RabbitmqBroker:
     # First in the list so that its after_* hooks run last, once Retries has decided
     # whether a failed message is retried or dead-lettered.
     broker.add_middleware(WorkerMetrics(), before=AgeLimit)
+    # Before Retries too, so that Retries' own sends (a retry, the settling message) still
+    # happen inside the message's span and carry its trace.
+    broker.add_middleware(TraceContext(), before=AgeLimit)
     dramatiq.set_broker(broker)
     return broker
 

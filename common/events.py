@@ -16,6 +16,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from common.db import OUTBOX_CHANNEL
+from common.tracing import current_traceparent
 
 EXCHANGE = "bandeja.events"
 UNROUTED_EXCHANGE = "bandeja.events.unrouted"
@@ -54,7 +55,7 @@ def cloud_event(
     data: dict[str, Any],
     time: datetime | None = None,
 ) -> dict[str, Any]:
-    return {
+    event = {
         "specversion": "1.0",
         "id": str(event_id),
         "source": source,
@@ -64,6 +65,12 @@ def cloud_event(
         "datacontenttype": "application/json",
         "data": data,
     }
+    # The distributed-tracing extension: the trace of the work that raised the event
+    # (a document's: its mail's fetch run; common/tracing.py).
+    traceparent = current_traceparent()
+    if traceparent is not None:
+        event["traceparent"] = traceparent
+    return event
 
 
 _INSERT_OUTBOX = (

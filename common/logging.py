@@ -15,6 +15,8 @@ from typing import Any
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from common.tracing import add_trace_ids
+
 SECRET_KEYS = frozenset(
     {
         "access_token",
@@ -86,6 +88,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", process: str = 
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_trace_ids,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
         redactor,

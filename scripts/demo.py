@@ -27,6 +27,7 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 
+from services.relay.topology import policy_arguments
 from standin.control import sign_in
 from standin.samples import invoice_mail
 from standin.testing import StandIn
@@ -63,6 +64,10 @@ def fresh_vhost() -> str:
         check=True,
         capture_output=True,
     )
+    # The alternate exchange for bandeja.events, by policy (docs/runbooks.md).
+    subprocess.run(
+        ["rabbitmqctl", "-q", *policy_arguments(VHOST)], check=True, capture_output=True
+    )
     return f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
 
 
@@ -90,13 +95,8 @@ def wait_ready(url: str, name: str) -> None:
 
 def erp_queue(amqp_url: str) -> pika.adapters.blocking_connection.BlockingChannel:
     channel = pika.BlockingConnection(pika.URLParameters(amqp_url)).channel()
-    channel.exchange_declare("bandeja.events.unrouted", exchange_type="fanout", durable=True)
-    channel.exchange_declare(
-        "bandeja.events",
-        exchange_type="topic",
-        durable=True,
-        arguments={"alternate-exchange": "bandeja.events.unrouted"},
-    )
+    # As the README documents it; the demo's consumer comes before the relay.
+    channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True)
     channel.queue_declare("erp.demo", durable=True)
     channel.queue_bind("erp.demo", "bandeja.events", routing_key="bandeja.#")
     return channel

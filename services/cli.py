@@ -11,6 +11,7 @@ import structlog
 
 from common.logging import configure_logging, redactor
 from common.settings import Settings
+from common.tracing import setup_tracing
 
 log = structlog.get_logger("bandeja")
 
@@ -18,6 +19,7 @@ log = structlog.get_logger("bandeja")
 def _settings(process: str) -> Settings:
     settings = Settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process=process)
+    setup_tracing(process)
     for secret in (settings.client_secret, settings.admin_token):
         redactor.add_known_secret(secret.get_secret_value())
     for key in settings.token_keys.get_secret_value().split(","):

@@ -34,6 +34,7 @@ from common.errors import (
 )
 from common.settings import Settings
 from common.tokens import TokenCipher, request_refresh
+from common.tracing import tracer
 from services.fetcher import limits, metrics, store, sync
 from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
 from services.fetcher.imap import ImapSession
@@ -71,6 +72,8 @@ class RunStats:
     unread: int = 0
 
 
+# Its trace (common/tracing.py) goes with the processing messages to the document events.
+@tracer.start_as_current_span("fetch mailbox")
 def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
     """Run one fetch; return the result label. Failures are recorded on the mailbox."""
     started = time.monotonic()

@@ -20,12 +20,13 @@ from common.db import OUTBOX_CHANNEL, NotificationListener
 from common.errors import ServiceUnavailable
 from common.events import EVENT_TYPES
 from common.health import Heartbeat
-from services.relay.publisher import EventPublisher
+from services.relay.publisher import REFUSAL_REASONS, UNROUTABLE, EventPublisher, PublishRefused
 
 log = structlog.get_logger(__name__)
 
 BATCH = 200
 BACKLOG_EVERY = 1.0
+REFUSED_PAUSE = 10.0
 
 PENDING = Gauge("bandeja_outbox_pending", "Outbox events not yet published")
 OLDEST_AGE = Gauge(
@@ -34,6 +35,13 @@ OLDEST_AGE = Gauge(
 PUBLISHED = Counter("bandeja_events_published", "Events published to RabbitMQ", ["type"])
 for _type in EVENT_TYPES:
     PUBLISHED.labels(_type)
+PUBLISH_REFUSED = Counter(
+    "bandeja_events_publish_refused",
+    "Publishes RabbitMQ refused for a reason retrying cannot fix (the event stays in the outbox)",
+    ["reason"],
+)
+for _reason in (*REFUSAL_REASONS.values(), UNROUTABLE):
+    PUBLISH_REFUSED.labels(_reason)
 
 
 class Relay:
@@ -54,11 +62,13 @@ class Relay:
                 (BATCH,),
             ).fetchall()
             published = []
+            failure: ServiceUnavailable | None = None
             for row in rows:
                 try:
                     self._publisher.publish(row["event"])
                 except ServiceUnavailable as exc:
-                    log.warning("publish_failed", event_id=str(row["id"]), error=str(exc))
+                    failure = exc
+                    self._record_failure(conn, row, exc)
                     break
                 published.append(row["id"])
                 PUBLISHED.labels(row["event_type"]).inc()
@@ -68,9 +78,22 @@ class Relay:
                     " WHERE id = ANY(%s)",
                     (published,),
                 )
-        if len(published) < len(rows):
-            raise ServiceUnavailable("broker refused an event; the rest wait for the next try")
+        if failure is not None:
+            raise failure
         return len(published)
+
+    @staticmethod
+    def _record_failure(
+        conn: Connection[Any], row: dict[str, Any], exc: ServiceUnavailable
+    ) -> None:
+        """Keep the reason on the row (the runbook's query shows it) and log the event."""
+        log.warning(
+            "publish_failed", event_id=str(row["id"]), event_type=row["event_type"], error=str(exc)
+        )
+        conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id = %s",
+            (str(exc)[:500], row["id"]),
+        )
 
     def report_backlog(self) -> None:
         with self._pool.connection() as conn:
@@ -87,17 +110,32 @@ class Relay:
         reported_at = 0.0
         while not stop.is_set():
             self.heartbeat.beat()
+            count, pause = 0, 0.0
             try:
+                # Declares the topology at start and after a broker restart, so an ERP
+                # queue can bind before the first event exists.
+                self._publisher.keep_alive()
                 count = self.relay_batch()
-                # Counting the outbox after every batch cost a sixth of the relay's time.
-                if time.monotonic() - reported_at > BACKLOG_EVERY:
-                    self.report_backlog()
-                    reported_at = time.monotonic()
+            except PublishRefused as exc:
+                PUBLISH_REFUSED.labels(exc.reason).inc()
+                log.error(  # noqa: TRY400 - a known refusal: its traceback says nothing
+                    "publish_refused", reason=exc.reason, error=str(exc)[:300]
+                )
+                pause = REFUSED_PAUSE  # only an operator helps: try now and then
             except Exception as exc:  # noqa: BLE001 - the relay outlives DB and broker outages
                 log.warning("relay_error", error_type=type(exc).__name__, error=str(exc)[:200])
-                stop.wait(1.0)
-                continue
-            if count < BATCH:
+                pause = 1.0
+            # Counting the outbox after every batch cost a sixth of the relay's time. It
+            # goes on while the broker is away: the outbox-age alert depends on it.
+            if time.monotonic() - reported_at > BACKLOG_EVERY:
+                try:
+                    self.report_backlog()
+                    reported_at = time.monotonic()
+                except Exception as exc:  # noqa: BLE001 - a database outage, logged
+                    log.warning("backlog_unknown", error_type=type(exc).__name__)
+            if pause:
+                stop.wait(pause)
+            elif count < BATCH:
                 listener.wait(idle_wait)
         listener.close()
         self._publisher.close()

@@ -36,13 +36,8 @@ class ResilientConsumer:
         params = pika.URLParameters(self.url + "?heartbeat=10&connection_attempts=1")
         conn = pika.BlockingConnection(params)
         channel = conn.channel()
-        channel.exchange_declare("bandeja.events.unrouted", exchange_type="fanout", durable=True)
-        channel.exchange_declare(
-            "bandeja.events",
-            exchange_type="topic",
-            durable=True,
-            arguments={"alternate-exchange": "bandeja.events.unrouted"},
-        )
+        # As documented (docs/asyncapi.yaml); the relay declares the same.
+        channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True)
         channel.queue_declare(QUEUE, durable=True)
         channel.queue_bind(QUEUE, "bandeja.events", routing_key="bandeja.#")
         return conn

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 
+from services.relay.topology import policy_arguments
 from standin.testing import StandIn
 from tests.chaos import invariants
 from tests.chaos.erp import ResilientConsumer
@@ -77,6 +78,7 @@ class Run:
         self.stack.callback(self.postgres.stop)
         self.rabbit = PrivateRabbit(self.root).start()
         self.stack.callback(self.rabbit.stop)
+        self.rabbit.ctl(*policy_arguments("/"))  # the alternate exchange, as operators apply it
         log(
             f"private PostgreSQL on :{self.postgres.port}, RabbitMQ {self.rabbit.node} "
             f"on :{self.rabbit.port}"

@@ -24,15 +24,8 @@ class EventConsumer:
         self.queue = queue
         self._conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self._channel = self._conn.channel()
-        self._channel.exchange_declare(
-            "bandeja.events.unrouted", exchange_type="fanout", durable=True
-        )
-        self._channel.exchange_declare(
-            "bandeja.events",
-            exchange_type="topic",
-            durable=True,
-            arguments={"alternate-exchange": "bandeja.events.unrouted"},
-        )
+        # As the README documents it, whether or not the relay has declared it yet.
+        self._channel.exchange_declare("bandeja.events", exchange_type="topic", durable=True)
         self._channel.queue_declare(queue, durable=True)
         self._channel.queue_bind(queue, "bandeja.events", routing_key=binding)
         self.events: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ import psycopg
 
 from common.broker import WORKER_QUEUES
 from common.migrate import migrate
+from services.relay.topology import policy_arguments
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_BASE = "amqp://guest:guest@127.0.0.1:5672"
@@ -69,9 +70,11 @@ class TestVhost:
         self.name = f"bandeja-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.url = f"{AMQP_BASE}/{quote(self.name, safe='')}"
 
-    def create(self) -> TestVhost:
+    def create(self, *, alternate_exchange_policy: bool = True) -> TestVhost:
         rabbitmqctl("add_vhost", self.name)
         rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        if alternate_exchange_policy:  # as docs/runbooks.md has operators do
+            rabbitmqctl(*policy_arguments(self.name))
         return self
 
     def drop(self) -> None:

@@ -1,0 +1,240 @@
+"""The relay against real RabbitMQ vhosts: whatever state an ERP consumer (or an earlier
+release) left `bandeja.events` in, events go out, or the refusal is loud (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import psycopg
+import pytest
+import structlog
+from psycopg_pool import ConnectionPool
+
+from common import events
+from common.db import create_pool
+from services.relay import relay as relay_module
+from services.relay.publisher import EventPublisher, PublishRefused
+from services.relay.relay import Relay
+from services.relay.topology import EXCHANGE_INEQUIVALENT
+from tests.support.infra import TestDatabase, TestVhost, rabbitmqctl
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def fresh_vhost() -> Iterator[Callable[..., TestVhost]]:
+    """A new, empty vhost per call (no exchange declared yet), dropped after the test."""
+    made: list[TestVhost] = []
+
+    def make(**options: Any) -> TestVhost:
+        made.append(TestVhost().create(**options))
+        return made[-1]
+
+    yield make
+    for vhost in made:
+        vhost.drop()
+
+
+@pytest.fixture
+def pool(clean_database: TestDatabase) -> Iterator[ConnectionPool]:
+    pool = create_pool(clean_database.dsn, name="test-relay", max_size=2)
+    yield pool
+    pool.close()
+
+
+def _event(n: int = 0) -> dict[str, Any]:
+    return events.cloud_event(
+        events.MAILBOX_CONNECTED,
+        event_id=uuid.uuid4(),
+        source="urn:test",
+        subject=f"mailbox/{n}",
+        data={"mailbox_id": n, "mailbox": f"m{n}@x.example", "tenant_id": "t"},
+    )
+
+
+def _channel(vhost: TestVhost) -> pika.adapters.blocking_connection.BlockingChannel:
+    return pika.BlockingConnection(pika.URLParameters(vhost.url)).channel()
+
+
+def _bound_queue(vhost: TestVhost, name: str = "erp") -> None:
+    """An ERP consumer that comes first and declares the exchange as the README says."""
+    channel = _channel(vhost)
+    channel.exchange_declare(events.EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare(name, durable=True)
+    channel.queue_bind(name, events.EXCHANGE, routing_key="bandeja.#")
+    channel.connection.close()
+
+
+def _messages(vhost: TestVhost, queue: str) -> list[dict[str, Any]]:
+    channel = _channel(vhost)
+    bodies = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        bodies.append(json.loads(body))
+    channel.connection.close()
+    return bodies
+
+
+def test_consumer_declared_exchange_first_and_relay_publishes(
+    fresh_vhost: Callable[..., TestVhost],
+) -> None:
+    """The issue's order: the ERP declares `bandeja.events` (topic, durable) and binds
+    before the relay ever ran; the relay's declarations agree and its events arrive."""
+    vhost = fresh_vhost()
+    _bound_queue(vhost)
+    publisher = EventPublisher(vhost.url)
+    try:
+        publisher.connect()
+        event = _event()
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    assert [e["id"] for e in _messages(vhost, "erp")] == [event["id"]]
+    assert EXCHANGE_INEQUIVALENT._value.get() == 0
+
+
+def test_relay_declares_at_start_and_the_policy_keeps_unbound_events(
+    fresh_vhost: Callable[..., TestVhost],
+) -> None:
+    """Connecting declares the topology before any event exists, so an ERP can bind to
+    it; an event nobody is bound for yet lands in `bandeja.events.unrouted` through the
+    alternate-exchange policy."""
+    vhost = fresh_vhost()
+    publisher = EventPublisher(vhost.url)
+    try:
+        publisher.connect()
+        channel = _channel(vhost)
+        channel.exchange_declare(events.EXCHANGE, passive=True)  # raises 404 if absent
+        channel.connection.close()
+        event = _event()
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    assert [e["id"] for e in _messages(vhost, events.UNROUTED_QUEUE)] == [event["id"]]
+
+
+def test_exchange_of_an_earlier_release_is_accepted_as_it_stands(
+    fresh_vhost: Callable[..., TestVhost],
+) -> None:
+    """Earlier releases declared the alternate exchange as an x-argument; an upgraded relay
+    publishes to that exchange without complaint."""
+    vhost = fresh_vhost(alternate_exchange_policy=False)
+    channel = _channel(vhost)
+    channel.exchange_declare(events.UNROUTED_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.exchange_declare(
+        events.EXCHANGE,
+        exchange_type="topic",
+        durable=True,
+        arguments={"alternate-exchange": events.UNROUTED_EXCHANGE},
+    )
+    channel.connection.close()
+    EXCHANGE_INEQUIVALENT.set(1)
+    publisher = EventPublisher(vhost.url)
+    try:
+        publisher.connect()
+        event = _event()
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    assert EXCHANGE_INEQUIVALENT._value.get() == 0
+    assert [e["id"] for e in _messages(vhost, events.UNROUTED_QUEUE)] == [event["id"]]
+
+
+def test_an_inequivalent_exchange_is_used_and_said_so(
+    fresh_vhost: Callable[..., TestVhost],
+) -> None:
+    """Someone declared `bandeja.events` otherwise (here: fanout). The relay does not loop on
+    the refused declaration: it publishes to the exchange that exists, logs it once per
+    connection and sets `bandeja_events_exchange_inequivalent`."""
+    vhost = fresh_vhost()
+    channel = _channel(vhost)
+    channel.exchange_declare(events.EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare("erp", durable=True)
+    channel.queue_bind("erp", events.EXCHANGE)
+    channel.connection.close()
+    publisher = EventPublisher(vhost.url)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            publisher.connect()
+            events_sent = [_event(n) for n in range(3)]
+            for event in events_sent:
+                publisher.publish(event)
+    finally:
+        publisher.close()
+    assert EXCHANGE_INEQUIVALENT._value.get() == 1
+    warnings = [entry for entry in logs if entry["event"] == "events_exchange_inequivalent"]
+    assert len(warnings) == 1
+    assert "inequivalent arg 'type'" in warnings[0]["broker_said"]
+    received = _messages(vhost, "erp")
+    assert [e["id"] for e in received] == [e["id"] for e in events_sent]
+
+
+def _outbox(dsn: str) -> list[dict[str, Any]]:
+    with psycopg.connect(dsn, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute(
+            "SELECT published_at, attempts, last_error FROM outbox ORDER BY created_at"
+        ).fetchall()
+
+
+def test_unroutable_event_stays_in_the_outbox_and_is_counted(
+    fresh_vhost: Callable[..., TestVhost],
+    clean_database: TestDatabase,
+    pool: ConnectionPool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the policy and with no queue bound, RabbitMQ would drop the event. The relay
+    publishes `mandatory`: the event stays in the outbox with the reason, each refusal is
+    counted (the alert's metric) and logged, and the event goes out once a queue is bound."""
+    monkeypatch.setattr(relay_module, "REFUSED_PAUSE", 0.2)
+    vhost = fresh_vhost(alternate_exchange_policy=False)
+    with psycopg.connect(clean_database.dsn) as conn:
+        events.add_to_outbox(conn, _event())
+    refused = relay_module.PUBLISH_REFUSED.labels("unroutable")
+    before = refused._value.get()
+    relay = Relay(pool, clean_database.dsn, EventPublisher(vhost.url))
+    stop = threading.Event()
+    loop = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    with structlog.testing.capture_logs() as logs:
+        loop.start()
+        try:
+            wait_until(lambda: refused._value.get() >= before + 2, 20, what="two refusals")
+            (row,) = _outbox(clean_database.dsn)
+            assert row["published_at"] is None
+            assert row["attempts"] >= 2
+            assert "unroutable" in row["last_error"]
+
+            _bound_queue(vhost)
+            wait_until(lambda: _outbox(clean_database.dsn)[0]["published_at"], 20, what="publish")
+        finally:
+            stop.set()
+            loop.join(10)
+    assert len(_messages(vhost, "erp")) == 1
+    errors = [e for e in logs if e["event"] == "publish_refused"]
+    assert errors
+    assert {e["log_level"] for e in errors} == {"error"}
+    assert {e["reason"] for e in errors} == {"unroutable"}
+
+
+def test_publish_without_write_permission_is_a_refusal(
+    fresh_vhost: Callable[..., TestVhost], clean_database: TestDatabase, pool: ConnectionPool
+) -> None:
+    """A permission the broker denies is reported as a refusal (access_refused), not as an
+    outage to retry quietly; nothing leaves the outbox."""
+    vhost = fresh_vhost()
+    rabbitmqctl("set_permissions", "-p", vhost.name, "guest", ".*", "^$", ".*")
+    with psycopg.connect(clean_database.dsn) as conn:
+        events.add_to_outbox(conn, _event())
+    relay = Relay(pool, clean_database.dsn, EventPublisher(vhost.url))
+    try:
+        with pytest.raises(PublishRefused) as caught:
+            relay.relay_batch()
+    finally:
+        relay._publisher.close()
+    assert caught.value.reason == "access_refused"
+    assert _outbox(clean_database.dsn)[0]["published_at"] is None
