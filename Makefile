@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # processes, and each worker gets its own stand-in, database and vhost.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system-packages lint test unit audit demo bench chaos clean
+.PHONY: setup system-packages lint test unit audit lock image demo bench chaos clean
 
 setup: system-packages $(STAMP)
 
@@ -28,8 +28,25 @@ lint: setup
 test: lint
 	$(PY) -m pytest -m 'not chaos' -n $(PYTEST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
+# Audits requirements.lock, what the image installs (not this virtualenv).
 audit: setup
 	$(PY) -m scripts.audit_dependencies
+
+# Re-resolve requirements.lock (hash-pinned, for the image and CI) after a dependency
+# change in pyproject.toml; review and commit the diff. Resolves against PyPI itself, not
+# this machine's local wheel directories, so the hashes are the published ones.
+LOCK_INDEX ?= https://pypi.org/simple
+lock: setup
+	$(PY) -m pip install -q pip-tools
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(VENV)/bin/pip-compile --quiet --generate-hashes \
+	  --allow-unsafe --strip-extras --build-deps-for wheel --index-url $(LOCK_INDEX) \
+	  --output-file requirements.lock pyproject.toml
+
+# Build the container image without registry access (scripts/build-image.sh); needs root
+# and `apt-get install buildah podman runc debootstrap`. IMAGE=... names the result.
+IMAGE ?= localhost/bandeja:dev
+image:
+	IMAGE=$(IMAGE) bash scripts/build-image.sh
 
 unit: setup
 	$(PY) -m pytest tests/unit -q
