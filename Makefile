@@ -57,8 +57,11 @@ demo: setup
 bench: setup
 	$(PY) -m bench.run
 
+# Then the image: built here (make image) and every role run from it as the manifests run
+# it (tests/e2e/test_image.py; root, buildah, podman, runc, debootstrap).
 chaos: setup
 	$(PY) -m tests.chaos.run $(CHAOS_ARGS)
+	$(PY) -m pytest -m image -q -p no:cacheprovider --durations=5 tests/e2e/test_image.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
