@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # processes, and each worker gets its own stand-in, database and vhost.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system-packages lint test unit audit lock image demo bench chaos clean
+.PHONY: setup system-packages lint test unit audit lock image demo screenshots bench chaos clean
 
 setup: system-packages $(STAMP)
 
@@ -53,6 +53,11 @@ unit: setup
 
 demo: setup
 	DEMO_EXCHANGE=$(EXCHANGE) $(PY) -m scripts.demo
+
+# Refresh docs/status-page.png (the README's picture) from the browser test's own run.
+screenshots: setup
+	BANDEJA_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/e2e/test_browser_status.py::test_status_page_shows_a_revoked_mailbox_turn_needs_reauth
 
 bench: setup
 	$(PY) -m bench.run
