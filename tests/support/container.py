@@ -97,6 +97,14 @@ class ImageLauncher:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
         return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
+    def mounts(self, container: str) -> dict[str, tuple[str, set[str]]]:
+        """{mount point: (filesystem type, options)} in the container's mount namespace."""
+        pid = self.inspect(container, "{{.State.Pid}}")
+        return {
+            fields[1]: (fields[2], set(fields[3].split(",")))
+            for fields in (line.split() for line in Path(f"/proc/{pid}/mounts").open())
+        }
+
     def remove_all(self) -> None:
         """Containers a failed test left behind (their podman client may be gone)."""
         if self.names:
