@@ -2,7 +2,7 @@
 # `make test` runs the checks CI runs. Both set up everything on a fresh machine.
 VENV    := .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 # Test processes side by side: the suite mostly waits on real servers and service
 # processes, and each worker gets its own stand-in, database and vhost.
@@ -15,10 +15,13 @@ setup: system-packages $(STAMP)
 system-packages:
 	@bash scripts/install-system-packages.sh
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions the image installs (requirements.lock, without
+# its hashes: the editable install and the test tools cannot be hash-checked).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,standin,bench]'
+	grep -E '^[a-z0-9]' requirements.lock | sed 's/ \\$$//' > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e '.[test,standin,bench]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 lint: setup
