@@ -14,7 +14,8 @@
 #
 # Needs root and `apt-get install buildah podman runc debootstrap`.
 # Environment: IMAGE (the tag to build, default localhost/bandeja:dev), DEBIAN_MIRROR,
-# BANDEJA_IMAGE_CACHE (where the base root filesystem tarball is kept).
+# BANDEJA_IMAGE_CACHE (where the base root filesystem tarball is kept), REFRESH_BASE=1
+# (bootstrap the base again, e.g. for Debian security updates: the cache never expires).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,11 @@ local_certs() {  # the machine's extra CA certificates, in a stable order
 key=$( { echo "$PACKAGES $MIRROR v1"; local_certs | xargs -r cat; } | sha256sum | cut -c1-16)
 BASE=localhost/bandeja-base:bookworm-$key
 
+if [ "${REFRESH_BASE:-}" = 1 ]; then
+  podman rmi --force "$BASE" >/dev/null 2>&1 || true
+  rm -f "$CACHE/bookworm-$key.tar"
+fi
+
 if podman image exists "$BASE"; then
   echo "build-image: base $BASE (cached)"
 else
@@ -57,7 +63,9 @@ else
     echo "build-image: debootstrap bookworm ($PACKAGES) from $MIRROR"
     debootstrap --variant=minbase --include="$PACKAGES" bookworm "$rootfs" "$MIRROR" \
       >"$CACHE/debootstrap.log" 2>&1 || {
-      tail -20 "$CACHE/debootstrap.log" >&2
+      # The reason is in the log inside the root filesystem, removed on exit.
+      cat "$rootfs/debootstrap/debootstrap.log" >>"$CACHE/debootstrap.log" 2>/dev/null || true
+      tail -30 "$CACHE/debootstrap.log" >&2
       exit 1
     }
     # The python image's layout: the interpreter at /usr/local/bin/python.
