@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -71,10 +72,18 @@ def test_lock_is_made_for_the_image_python() -> None:
 
 def test_the_production_package_leaves_the_standin_out(tmp_path: Path) -> None:
     """The built wheel (what the image installs) holds common and services, not standin/
-    and not the tests."""
+    and not the tests. Built from a clean copy: setuptools' build/ directory in a checkout
+    may hold files of an earlier configuration."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source)
+    for name in ("common", "services", "standin", "tests", "scripts"):
+        shutil.copytree(REPO / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(tmp_path), str(REPO)],
+         "-q", "-w", str(tmp_path), str(source)],
         check=True, capture_output=True, timeout=120,
     )
     (wheel,) = tmp_path.glob("bandeja-*.whl")
