@@ -2,11 +2,15 @@
 # One image for every Bandeja process: `bandeja auth|fetcher|processor|relay|migrate`.
 #
 # Build:  docker build -t registry.example.com/bandeja/bandeja:0.1.0 .
-# The base is pinned to an exact Python patch release; pin its digest too when you build
-# in CI (`FROM python:3.11.13-slim-bookworm@sha256:...`), and bump both deliberately.
+#         (or `make image` on a machine without registry access: scripts/build-image.sh)
+#
+# The base is pinned to an exact Python patch release and its digest (the multi-arch index
+# of the tag when it was pinned); bump both deliberately. `--build-arg BASE_IMAGE=...`
+# substitutes a locally made equivalent without editing this file.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
-# ---- build: install the package and its dependencies into a self-contained venv --------
-FROM python:3.11.13-slim-bookworm AS build
+# ---- build: install the locked dependencies and the package into a self-contained venv -
+FROM ${BASE_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -14,13 +18,18 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python -m venv /opt/bandeja
 WORKDIR /src
-# .dockerignore keeps the venv, git metadata, tests and local .env files out.
+# Exactly the locked versions, each checked against its hash (requirements.lock, made by
+# `make lock`); a layer of its own so a code change does not reinstall them.
+COPY requirements.lock ./
+RUN /opt/bandeja/bin/pip install --require-hashes --no-deps -r requirements.lock
+# .dockerignore keeps the venv, git metadata, tests, the stand-in and .env files out.
 COPY . .
-RUN /opt/bandeja/bin/pip install . \
+# Bandeja itself, built with the locked setuptools, fetching nothing.
+RUN /opt/bandeja/bin/pip install --no-deps --no-build-isolation --no-index . \
  && /opt/bandeja/bin/python -m compileall -q /opt/bandeja
 
 # ---- runtime: the venv only, no compiler, no pip cache, no source tree --------------------
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it without /etc/passwd
 # lookups, and a passwd entry for the libraries that ask who they are.

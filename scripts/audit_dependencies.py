@@ -1,4 +1,8 @@
-"""Audit the installed environment for known-vulnerable dependencies (``make audit``).
+"""Audit what the image installs for known-vulnerable dependencies (``make audit``).
+
+The audited set is ``requirements.lock``, the hash-pinned lock file the Dockerfile
+installs with ``--require-hashes`` (not the development virtualenv, which also holds the
+test tools). pip-audit reads the pins without resolving or installing anything.
 
 pip-audit asks a vulnerability service about every installed distribution. When the
 service cannot answer (offline, or a registry mirror whose per-version JSON PyPI's API
@@ -16,14 +20,17 @@ import tempfile
 from pathlib import Path
 
 OWN = {"bandeja"}  # our own package is not on PyPI
+LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
 
 
-def main() -> int:
+def main(lock: Path = LOCK) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
         result = subprocess.run(
             [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "--format", "json",
-             "--output", str(report), "--timeout", "20"],
+             "--output", str(report), "--timeout", "20",
+             # The lock pins every package with hashes: audit exactly those, no resolver.
+             "--requirement", str(lock), "--require-hashes", "--no-deps", "--disable-pip"],
             capture_output=True, text=True, timeout=300, check=False,
         )
         if not report.exists():
@@ -48,4 +55,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else LOCK))

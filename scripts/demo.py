@@ -3,10 +3,16 @@
 Starts the identity emulator and Dovecot, Bandeja's four processes (each its own OS
 process, configured only through BANDEJA_* variables), connects a mailbox through the
 real HTTP sign-in flow, delivers sample invoices, prints the CRM documents and the
-events a plain consumer received, then stops everything it started.
+events a plain consumer received. Then it leaves everything running, prints where to
+look (connect and status pages, /metrics, how to send a mail) and each new event as it
+arrives, until Ctrl-C (or SIGTERM) stops everything it started.
 
-``DEMO_EXCHANGE=1`` puts the Exchange Online personality proxy in front of Dovecot and
-throttles the tenant once, to show the fetcher backing off.
+``DEMO_ONESHOT=1``, or ``CI=true``: stop right after the walkthrough (nothing waits for
+a person). ``DEMO_EXCHANGE=1`` puts the Exchange Online personality proxy in front of
+Dovecot and throttles the tenant once, to show the fetcher backing off.
+
+``python -m scripts.demo send [FILE.eml]``, beside a running demo: delivers the mail (a
+sample invoice without FILE) into the demo mailbox in the stand-in.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,17 +33,33 @@ import pika
 import psycopg
 import requests
 from cryptography.fernet import Fernet
+from imapclient import IMAPClient
 
 from services.relay.topology import policy_arguments
 from standin.control import sign_in
+from standin.dovecot import MASTER_SEPARATOR
 from standin.samples import invoice_mail
 from standin.testing import StandIn
 
 DB_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB_NAME = "bandeja_demo"
-VHOST = "bandeja-demo"
+# DEMO_NAME lets a second demo (or the demo's own test) run beside `make demo`.
+DEMO_NAME = os.environ.get("DEMO_NAME", "bandeja_demo")
+DB_NAME = DEMO_NAME
+VHOST = DEMO_NAME.replace("_", "-")
 CLIENT_ID, CLIENT_SECRET = "bandeja-demo", "demo-secret-0c5e"  # the emulator's demo app
+ADMIN_TOKEN = "demo-admin-token"  # noqa: S105 - a throwaway demo token, printed on purpose
 MAILBOX = "facturas@contoso.example"
+# Where `demo send` finds the running demo's mailbox server (a local, throwaway login).
+STATE = Path(__file__).resolve().parent.parent / "var" / f"{DEMO_NAME}.json"
+
+
+def one_shot() -> bool:
+    """Run the walkthrough and stop: in CI (CI=true, as CI services set it) or on request."""
+    return os.environ.get("DEMO_ONESHOT") == "1" or os.environ.get("CI", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }
 
 
 def say(text: str) -> None:
@@ -78,6 +101,9 @@ def start(command: str, env: dict[str, str], logs: Path) -> subprocess.Popen[byt
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Its own session: Ctrl-C reaches the demo only, which then stops each process
+        # with one SIGTERM (a second signal while one drains would cut it short).
+        start_new_session=True,
     )
 
 
@@ -130,6 +156,65 @@ def collect_events(
             continue
         received.append(json.loads(body))
     return received
+
+
+def print_event(event: dict) -> None:
+    data = event["data"]
+    about = data.get("subject") or data.get("mailbox")
+    print(f"   {event['type']:<30} id={event['id']}  {about}", flush=True)
+
+
+def where_to_look(auth_url: str, metrics: dict[str, str], dsn: str, logs: Path) -> None:
+    say("Bandeja is running. Where to look:")
+    rows = [
+        ("connect a mailbox", f"{auth_url}/connect?login_hint={MAILBOX}"),
+        ("", "(the stand-in's sign-in page uses its own CA: accept the browser's warning)"),
+        ("status page", f"{auth_url}/status   admin token: {ADMIN_TOKEN}"),
+        ("admin API", f"curl -H 'Authorization: Bearer {ADMIN_TOKEN}' {auth_url}/api/mailboxes"),
+        *((f"metrics ({name})", url) for name, url in metrics.items()),
+        ("send a mail", f"{sys.executable} -m scripts.demo send [FILE.eml]"),
+        ("", f"(a sample invoice without FILE, into {MAILBOX}; the event shows below)"),
+        ("CRM documents", f"psql {dsn} -c 'SELECT id, state, subject FROM documents'"),
+        ("logs", f"{logs}/*.log"),
+    ]
+    for label, value in rows:
+        print(f"   {label:<20} {value}")
+    print("\n   New events on bandeja.events appear below. Ctrl-C stops everything.", flush=True)
+
+
+def watch_events(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    """Print each event as it arrives until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.is_set():
+            method, _, body = channel.basic_get("erp.demo", auto_ack=True)
+            if method is None:
+                stop.wait(0.5)
+            else:
+                print_event(json.loads(body))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("Ctrl-C: stopping")
+
+
+def send(path: str | None) -> int:
+    """`demo send [FILE]`: APPEND a mail to the running demo's mailbox."""
+    if not STATE.exists():
+        print(f"no running demo ({STATE} is missing): start `make demo` first")
+        return 1
+    state = json.loads(STATE.read_text())
+    if path:
+        raw = Path(path).read_bytes()
+    else:
+        raw, _ = invoice_mail(int(time.time()) % 100_000, to=MAILBOX, pdf_size=20_000)
+    with IMAPClient("127.0.0.1", port=state["imap_port"], ssl=False, timeout=10) as client:
+        client.login(f"{MAILBOX}{MASTER_SEPARATOR}standin", state["master_password"])
+        client.append("INBOX", raw)
+    print(f"delivered {len(raw)} bytes to {MAILBOX}; the fetcher reads it within"
+          f" {state['poll_interval']} s, and the demo prints the events")
+    return 0
 
 
 def print_documents(dsn: str) -> None:
@@ -196,7 +281,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
                 "BANDEJA_HTTP_PORT": str(http_port),
                 "BANDEJA_HTTP_HOST": "127.0.0.1",
                 "BANDEJA_TOKEN_KEYS": Fernet.generate_key().decode(),
-                "BANDEJA_ADMIN_TOKEN": "demo-admin-token",
+                "BANDEJA_ADMIN_TOKEN": ADMIN_TOKEN,
                 "BANDEJA_POLL_INTERVAL": "5",
                 "BANDEJA_LOG_FORMAT": "json",
             }
@@ -208,10 +293,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
 
         say("starting bandeja auth, fetcher, processor and relay as separate processes")
         processes = {}
-        for command in ("auth", "fetcher", "processor", "relay"):
-            port = http_port if command == "auth" else free_port()
-            processes[command] = start(command, {**env, "BANDEJA_METRICS_PORT": str(port)}, work)
-            wait_ready(f"http://127.0.0.1:{port}/readyz", command)
+        metrics = {}
 
         def stop_all() -> None:
             for proc in processes.values():
@@ -220,6 +302,11 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
                 proc.wait(30)
 
         stack.callback(stop_all)
+        for command in ("auth", "fetcher", "processor", "relay"):
+            port = http_port if command == "auth" else free_port()
+            processes[command] = start(command, {**env, "BANDEJA_METRICS_PORT": str(port)}, work)
+            metrics[command] = f"http://127.0.0.1:{port}/metrics"
+            wait_ready(f"http://127.0.0.1:{port}/readyz", command)
 
         say(f"connecting {MAILBOX} through the real sign-in flow")
         connect_mailbox(auth_url, standin)
@@ -237,9 +324,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
         print_documents(dsn)
         say("events received by a plain consumer on bandeja.events")
         for event in events:
-            data = event["data"]
-            about = data.get("subject") or data.get("mailbox")
-            print(f"   {event['type']:<30} id={event['id']}  {about}")
+            print_event(event)
         unread = standin.dovecot.unseen_uids(MAILBOX)
         print(f"\n   unread mail left in the mailbox: {len(unread)}")
         if proxy is not None:
@@ -247,8 +332,19 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
                 f"   proxy: throttled replies sent, gaps before the next command (ms):"
                 f" {[round(g or 0) for g in proxy.stats.backoff_gaps_ms(MAILBOX)]}"
             )
-        say(f"stopping everything (logs were in {work})")
         processed = sum(e["type"] == "bandeja.document.processed" for e in events)
+        if not one_shot():
+            STATE.parent.mkdir(exist_ok=True)
+            STATE.touch(mode=0o600)
+            STATE.write_text(json.dumps({
+                "imap_port": standin.dovecot.imap_port,
+                "master_password": standin.dovecot.master_password,
+                "poll_interval": env["BANDEJA_POLL_INTERVAL"],
+            }))
+            stack.callback(STATE.unlink, missing_ok=True)
+            where_to_look(auth_url, metrics, dsn, work)
+            watch_events(channel)
+        say(f"stopping everything (logs were in {work})")
     with psycopg.connect(DB_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False)
@@ -257,4 +353,6 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["send"]:
+        sys.exit(send(sys.argv[2] if len(sys.argv) > 2 else None))
     sys.exit(main())

@@ -10,6 +10,10 @@ command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v kubectl >/dev/null || need+=(kubectl)
+# make image / the image test in make chaos: build without registry access, run with runc.
+for tool in buildah podman runc debootstrap; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     apt-get update -qq

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +143,13 @@ def test_pods_run_restricted(overlay: tuple[str, list[dict[str, Any]]]) -> None:
 
 
 def test_images_are_pinned(overlay: tuple[str, list[dict[str, Any]]]) -> None:
-    """Every image carries an explicit tag (or digest) and never `latest`."""
+    """Every image is pinned by digest (what the kubelet pulls) and carries an explicit
+    release tag for people to read, never `latest`."""
     name, objects = overlay
     for ident, spec in pod_specs(objects):
         for c in spec.get("initContainers", []) + spec["containers"]:
-            image = c["image"]
-            if "@sha256:" in image:
-                continue
+            image, _, digest = c["image"].partition("@")
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{name} {ident}: {c['image']}"
             last = image.rsplit("/", 1)[-1]
             assert ":" in last, f"{name} {ident}: untagged image {image}"
             tag = last.split(":", 1)[1]
@@ -321,3 +322,25 @@ def test_monitoring_scrapes_every_process(overlay: tuple[str, list[dict[str, Any
     (svc,) = of_kind(objects, "Service")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
+
+
+def test_external_secret_component_provides_every_key(tmp_path: Path) -> None:
+    """The ExternalSecret example, added to the production overlay as deploy/k8s/README.md
+    says, validates and makes exactly the Secret `bandeja-secrets` with every key the pods
+    and KEDA read, in the overlay's namespace."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    production = copy / "overlays" / "production" / "kustomization.yaml"
+    production.write_text(
+        production.read_text() + "\ncomponents:\n  - ../../components/external-secrets\n"
+    )
+    objects = render(copy / "overlays" / "production")
+    (external,) = of_kind(objects, "ExternalSecret")
+    schema = _crd_schema(external)
+    assert schema is not None
+    jsonschema.validate(external, schema, cls=jsonschema.Draft202012Validator)
+    assert external["metadata"]["namespace"] == "bandeja"
+    assert external["spec"]["target"]["name"] == "bandeja-secrets"
+    keys = [d["secretKey"] for d in external["spec"]["data"]]
+    assert sorted(keys) == sorted(SECRET_KEYS)
+    assert of_kind(objects, "Secret") == []

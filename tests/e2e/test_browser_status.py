@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def test_status_page_shows_a_revoked_mailbox_turn_needs_reauth(
     assert link.get_attribute("href") == f"{services.auth_url}/connect?login_hint={address}"
     summary = browser.find_element(By.CSS_SELECTOR, '#summary li[data-state="needs_reauth"]')
     assert summary.get_attribute("data-count") == "1"
-    browser.save_screenshot(str(tmp_path / "status.png"))
+    # The README's picture of the status page: `make screenshots` writes it into docs/.
+    shots = Path(os.environ.get("BANDEJA_SCREENSHOTS_DIR") or tmp_path)
+    assert browser.save_screenshot(str(shots / "status-page.png"))
 
 
 def test_status_login_refuses_a_wrong_token_and_sets_a_hardened_cookie(

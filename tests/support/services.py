@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -100,17 +100,35 @@ def new_token_keys() -> str:
     return Fernet.generate_key().decode()
 
 
+# How a Bandeja process is started: (subcommand, a name unique among the running ones, its
+# BANDEJA_* settings) → the command line. The settings reach it through the environment.
+Launcher = Callable[[str, str, dict[str, str]], list[str]]
+
+
+def python_process(command: str, name: str, env: dict[str, str]) -> list[str]:
+    """The checkout's code, run by this interpreter (the default)."""
+    return [sys.executable, "-m", "services", command]
+
+
 class ServiceProcess:
-    def __init__(self, command: str, env: dict[str, str], log_dir: Path, metrics_port: int) -> None:
+    def __init__(
+        self,
+        command: str,
+        env: dict[str, str],
+        log_dir: Path,
+        metrics_port: int,
+        launcher: Launcher = python_process,
+    ) -> None:
         self.command = command
         self.metrics_port = metrics_port
-        self.log_path = log_dir / f"{command}-{metrics_port}.log"
+        self.name = f"{command}-{metrics_port}"
+        self.log_path = log_dir / f"{self.name}.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANDEJA_")}
         full_env.update(env, BANDEJA_METRICS_PORT=str(metrics_port))
         self._log = self.log_path.open("ab")
         self._signalled: set[int] = set()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services", command],
+            launcher(command, self.name, full_env),
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -162,9 +180,17 @@ class ServiceProcess:
 class Services:
     """auth, fetcher, processor and relay, each its own process."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        launcher: Launcher = python_process,
+        ready_timeout: float = 30.0,
+    ) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.launcher = launcher
+        self.ready_timeout = ready_timeout
         self.running: dict[str, ServiceProcess] = {}
 
     @property
@@ -174,7 +200,9 @@ class Services:
     def start(self, *commands: str) -> Services:
         for command in commands or ("auth", "fetcher", "processor", "relay"):
             port = int(self.env["BANDEJA_HTTP_PORT"]) if command == "auth" else free_port()
-            self.running[command] = ServiceProcess(command, self.env, self.log_dir, port)
+            self.running[command] = ServiceProcess(
+                command, self.env, self.log_dir, port, self.launcher
+            )
         return self._wait_ready()
 
     def add_replicas(self, command: str, count: int) -> Services:
@@ -182,14 +210,14 @@ class Services:
         (what a Deployment's replicas or KEDA would run)."""
         first = sum(1 for name in self.running if name.split("-")[0] == command) + 1
         for n in range(first, first + count):
-            process = ServiceProcess(command, self.env, self.log_dir, free_port())
+            process = ServiceProcess(command, self.env, self.log_dir, free_port(), self.launcher)
             self.running[f"{command}-{n}" if n > 1 else command] = process
         return self._wait_ready()
 
     def _wait_ready(self) -> Services:
         try:
             for proc in self.running.values():
-                proc.wait_ready()
+                proc.wait_ready(self.ready_timeout)
         except BaseException:
             self.stop()
             raise
