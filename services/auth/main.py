@@ -36,7 +36,7 @@ def run(settings: Settings) -> int:
     threads = start_loops(
         [
             ("refresher", refresher.run_forever),
-            ("token-health", TokenHealthSampler(pool).run_forever),
+            ("token-health", TokenHealthSampler(pool, settings.token_health_interval).run_forever),
         ],
         stop,
     )
