@@ -32,8 +32,8 @@ def create_pool(dsn: str, *, name: str, max_size: int = 10) -> ConnectionPool[Co
     )
 
 
-def connect(dsn: str, *, autocommit: bool = False) -> Connection[dict]:  # type: ignore[type-arg]
-    return Connection.connect(dsn, row_factory=dict_row, autocommit=autocommit)
+def connect(dsn: str, *, autocommit: bool = False, **kwargs: Any) -> Connection[dict]:  # type: ignore[type-arg]
+    return Connection.connect(dsn, row_factory=dict_row, autocommit=autocommit, **kwargs)
 
 
 class NotificationListener:
@@ -51,7 +51,9 @@ class NotificationListener:
     def wait(self, timeout: float) -> None:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = connect(self._dsn, autocommit=True)
+                # Bounded: an unreachable server must not stall the caller's loop (and
+                # its heartbeat) for the operating system's TCP timeout.
+                self._conn = connect(self._dsn, autocommit=True, connect_timeout=5)
                 self._conn.execute(f"LISTEN {self._channel}")
             for _ in self._conn.notifies(timeout=timeout, stop_after=1):
                 pass

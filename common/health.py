@@ -1,11 +1,16 @@
 """Liveness and readiness checks, and the small HTTP server workers expose them on.
 
 Liveness never depends on PostgreSQL or RabbitMQ: restarting a pod cannot fix a broker
-outage (docs/architecture.md#ops-kubernetes). Readiness does, so a rollout waits for dependencies.
+outage (docs/architecture.md#ops-kubernetes). Readiness does, so a rollout waits for dependencies, and for the schema: a pod is
+ready only once the migrations its code expects are applied.
+
+Every endpoint is a plain function, run by Starlette in its thread pool: a slow check or
+collector never holds the event loop that answers the others.
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -14,6 +19,7 @@ from contextlib import suppress
 
 import pika
 import psycopg
+import structlog
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
@@ -22,6 +28,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from common.broker import tuned_url
+from common.migrate import missing_migrations
+
+log = structlog.get_logger(__name__)
 
 Check = Callable[[], None]
 
@@ -42,10 +51,19 @@ class Heartbeat:
             raise RuntimeError(f"main loop silent for {age:.0f}s")
 
 
+class SchemaBehind(RuntimeError):
+    """The database lacks migrations this code expects (``bandeja migrate`` not yet run)."""
+
+
 def database_check(dsn: str) -> Check:
+    """PostgreSQL answers and holds every migration this code ships. A database ahead of
+    the code (a rollback after a migration) is fine: migrations only expand."""
+
     def check() -> None:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
+        with psycopg.connect(dsn, connect_timeout=3, options="-c statement_timeout=3000") as conn:
+            missing = missing_migrations(conn)
+        if missing:
+            raise SchemaBehind(f"migrations not applied: {', '.join(missing)}")
 
     return check
 
@@ -62,12 +80,14 @@ def broker_check(url: str) -> Check:
 
 def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
     results: dict[str, str] = {}
-    for name, check in checks.items():
+    # A copy: a process adds its liveness checks once it has started its loops.
+    for name, check in dict(checks).items():
         try:
             check()
             results[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by type
-            results[name] = f"failing: {type(exc).__name__}"
+            detail = f": {exc}" if isinstance(exc, SchemaBehind) else ""
+            results[name] = f"failing: {type(exc).__name__}{detail}"
     return all(v == "ok" for v in results.values()), results
 
 
@@ -80,7 +100,7 @@ def health_routes(liveness: dict[str, Check], readiness: dict[str, Check]) -> li
         ok, results = run_checks(readiness)
         return JSONResponse(results, status_code=200 if ok else 503)
 
-    async def metrics(_: Request) -> Response:
+    def metrics(_: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return [
@@ -100,6 +120,7 @@ class OpsServer:
 
     def __init__(self, port: int, liveness: dict[str, Check], readiness: dict[str, Check]) -> None:
         self._socket = _listening_socket(port)
+        self.liveness = liveness
         app = Starlette(routes=health_routes(liveness, readiness))
         config = uvicorn.Config(app, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
@@ -115,6 +136,27 @@ class OpsServer:
         with suppress(RuntimeError):
             self._thread.join(timeout=5)
         self._socket.close()
+
+
+def wait_until_ready(
+    checks: dict[str, Check],
+    stop: threading.Event,
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+) -> bool:
+    """Block until every readiness check passes, retrying with capped, jittered backoff;
+    False when ``stop`` is set first. A worker started before PostgreSQL, RabbitMQ or its
+    migrations waits here, not ready, instead of exiting into a crash loop."""
+    delay = first_delay
+    while not stop.is_set():
+        ok, results = run_checks(checks)
+        if ok:
+            return True
+        log.warning("waiting_for_dependencies", checks=results, retry_in=round(delay, 1))
+        stop.wait(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
+        delay = min(delay * 2, max_delay)
+    return False
 
 
 def _listening_socket(port: int) -> socket.socket:

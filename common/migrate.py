@@ -8,8 +8,11 @@ migration Job at once) safe.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
+import psycopg
 import structlog
+from psycopg.rows import tuple_row
 
 from common.db import connect
 
@@ -22,6 +25,18 @@ def available_migrations() -> list[tuple[str, str]]:
     folder = resources.files("common") / "migrations"
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+
+
+def missing_migrations(conn: psycopg.Connection[Any]) -> list[str]:
+    """The migrations this code ships that the database has not applied, in order."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        exists = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        done = (
+            {row[0] for row in cur.execute("SELECT name FROM schema_migrations")}
+            if exists and exists[0]
+            else set()
+        )
+    return [name for name, _ in available_migrations() if name not in done]
 
 
 def migrate(dsn: str) -> list[str]:

@@ -11,7 +11,7 @@ import structlog
 from dramatiq import Worker
 from dramatiq.broker import Broker
 
-from common.health import Check, OpsServer, broker_check, database_check
+from common.health import Check, OpsServer, broker_check, database_check, wait_until_ready
 from common.queue_metrics import QueueDepthMonitor, queues_of
 from common.settings import Settings
 
@@ -34,11 +34,32 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
-def readiness_checks(settings: Settings) -> dict[str, Check]:
-    return {
-        "database": database_check(settings.database_url),
-        "broker": broker_check(settings.broker_url),
-    }
+def readiness_checks(settings: Settings, *, crm: bool = False) -> dict[str, Check]:
+    """PostgreSQL (reachable, migrated) and RabbitMQ. The processor and the relay write
+    only the CRM database (``BANDEJA_CRM_DATABASE_URL``), so they probe that one."""
+    database = (
+        {"crm_database": database_check(settings.crm_dsn)}
+        if crm
+        else {"database": database_check(settings.database_url)}
+    )
+    return {**database, "broker": broker_check(settings.broker_url)}
+
+
+def serve_ops_until_ready(
+    settings: Settings, readiness: dict[str, Check], stop: threading.Event
+) -> OpsServer | None:
+    """Serve /healthz, /readyz and /metrics at once, then wait for the dependencies.
+
+    The port is bound first: a port in use ends the process here, before any work. While
+    PostgreSQL, RabbitMQ or the migrations are missing, the process stays up and live,
+    reports not ready and retries with backoff (a Kubernetes rollout simply waits). None
+    when SIGTERM came first."""
+    ops = OpsServer(settings.metrics_port, liveness={}, readiness=readiness)
+    ops.start()
+    if wait_until_ready(readiness, stop):
+        return ops
+    ops.stop()
+    return None
 
 
 def start_loops(
@@ -56,15 +77,16 @@ def run_worker_process(
     settings: Settings,
     broker: Broker,
     queues: set[str],
+    ops: OpsServer,
+    stop: threading.Event,
     loops: Iterable[tuple[str, Callable[[threading.Event], None]]] = (),
     liveness: dict[str, Check] | None = None,
 ) -> None:
-    """Consume ``queues`` with an embedded dramatiq worker until SIGTERM.
+    """Consume ``queues`` with an embedded dramatiq worker until ``stop`` (SIGTERM).
 
     One OS process per pod with threads inside: ``--processes`` would default to the
     node's CPU count (docs/architecture.md#ops-dramatiq-processes); scale with replicas instead.
     """
-    stop = stop_event_on_signals()
     depths = QueueDepthMonitor(
         settings.broker_url,
         tuple(q for base in sorted(queues) for q in queues_of(base)),
@@ -78,14 +100,8 @@ def run_worker_process(
         if dead:
             raise RuntimeError(f"worker threads died: {dead}")
 
-    # Bound before any message is taken: a port in use ends the process here.
-    ops = OpsServer(
-        settings.metrics_port,
-        liveness={"workers": workers_alive, **(liveness or {})},
-        readiness=readiness_checks(settings),
-    )
+    ops.liveness.update({"workers": workers_alive, **(liveness or {})})
     worker.start()
-    ops.start()
     threads = start_loops(loops, stop)
     log.info("worker_started", queues=sorted(queues), threads=settings.worker_threads)
     stop.wait()

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     metrics_port: int = 9191
     worker_threads: int = 8
     queue_metrics_interval: float = 15.0
+    # How often auth reads mailbox states and token expiry for /metrics, in the background.
+    token_health_interval: float = 15.0
     log_format: str = "json"
     log_level: str = "INFO"
 

@@ -7,36 +7,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
-from typing import Any
 
 import uvicorn
-from prometheus_client import REGISTRY
-from psycopg import Connection
-from psycopg_pool import ConnectionPool
 
 from common.db import create_pool
-from common.runtime import readiness_checks
+from common.runtime import readiness_checks, start_loops
 from common.settings import Settings
 from common.tokens import TokenCipher
-from services.auth import metrics, store
+from services.auth import metrics
 from services.auth.app import AuthContext, create_app
 from services.auth.identity import IdentityClient
 from services.auth.refresher import Refresher
-
-
-def token_health(pool: ConnectionPool[Connection[Any]]) -> dict[str, Any]:
-    with pool.connection() as conn:
-        states = store.mailbox_counts_by_state(conn)
-        row = conn.execute(
-            "SELECT extract(epoch FROM min(t.access_expires_at) - now()) AS s"
-            " FROM mailbox_tokens t JOIN mailboxes m ON m.id = t.mailbox_id"
-            " WHERE m.state = 'active'"
-        ).fetchone()
-    earliest = row["s"] if row else None
-    return {
-        "states": states,
-        "earliest_expiry_seconds": float(earliest) if earliest is not None else None,
-    }
+from services.auth.token_health import TokenHealthSampler
 
 
 def run(settings: Settings) -> int:
@@ -49,13 +31,15 @@ def run(settings: Settings) -> int:
                 tzinfo=settings.client_secret_expires_at.tzinfo or UTC
             ).timestamp()
         )
-    REGISTRY.register(metrics.TokenHealthCollector(lambda: token_health(pool)))
     refresher = Refresher(settings, pool, ctx.identity, ctx.cipher)
     stop = threading.Event()
-    thread = threading.Thread(
-        target=refresher.run_forever, args=(stop,), name="refresher", daemon=True
+    threads = start_loops(
+        [
+            ("refresher", refresher.run_forever),
+            ("token-health", TokenHealthSampler(pool, settings.token_health_interval).run_forever),
+        ],
+        stop,
     )
-    thread.start()
     app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
     server = _Server(
         uvicorn.Config(
@@ -66,7 +50,8 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
     server.run()
     stop.set()
-    thread.join(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)
     pool.close()
     return 0
 

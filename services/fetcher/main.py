@@ -9,13 +9,22 @@ from collections.abc import Callable
 
 from common.broker import FETCH_QUEUE, setup_broker
 from common.db import create_pool
-from common.runtime import run_worker_process
+from common.runtime import (
+    readiness_checks,
+    run_worker_process,
+    serve_ops_until_ready,
+    stop_event_on_signals,
+)
 from common.settings import Settings
 from common.tokens import TokenCipher
 
 
 def run(settings: Settings) -> int:
     settings.require_secrets(admin=False)
+    stop = stop_event_on_signals()
+    ops = serve_ops_until_ready(settings, readiness_checks(settings), stop)
+    if ops is None:
+        return 0
     broker = setup_broker(settings.broker_url)
     from services.fetcher import (
         actors,  # after setup_broker: actors bind at import
@@ -48,7 +57,7 @@ def run(settings: Settings) -> int:
         supervisor = IdleSupervisor(settings, idle_pool, cipher, owner)
         loops.append(("idle", supervisor.run_forever))
         liveness["idle"] = supervisor.heartbeat.check
-    run_worker_process(settings, broker, {FETCH_QUEUE}, loops=loops, liveness=liveness)
+    run_worker_process(settings, broker, {FETCH_QUEUE}, ops, stop, loops=loops, liveness=liveness)
     sessions.close_all()
     pool.close()
     return 0

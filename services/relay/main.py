@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from common.db import create_pool
-from common.health import OpsServer
-from common.runtime import readiness_checks, stop_event_on_signals
+from common.runtime import readiness_checks, serve_ops_until_ready, stop_event_on_signals
 from common.settings import Settings
 from services.relay.publisher import EventPublisher
 from services.relay.relay import Relay
@@ -12,14 +11,12 @@ from services.relay.relay import Relay
 
 def run(settings: Settings) -> int:
     stop = stop_event_on_signals()
+    ops = serve_ops_until_ready(settings, readiness_checks(settings, crm=True), stop)
+    if ops is None:
+        return 0
     pool = create_pool(settings.crm_dsn, name="relay", max_size=2)
     relay = Relay(pool, settings.crm_dsn, EventPublisher(settings.broker_url))
-    ops = OpsServer(
-        settings.metrics_port,
-        liveness={"relay": relay.heartbeat.check},
-        readiness=readiness_checks(settings),
-    )
-    ops.start()
+    ops.liveness["relay"] = relay.heartbeat.check
     relay.run_forever(stop)
     ops.stop()
     pool.close()

@@ -45,7 +45,7 @@ def test_overlays_exist() -> None:
 def test_base_renders() -> None:
     """The base renders on its own (overlays only add to it)."""
     kinds = {o["kind"] for o in render(K8S / "base")}
-    assert {"Deployment", "Job", "Service", "Ingress", "ConfigMap", "NetworkPolicy"} <= kinds
+    assert {"Deployment", "Service", "Ingress", "ConfigMap", "NetworkPolicy"} <= kinds
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -71,15 +71,14 @@ def test_every_object_validates(overlay: tuple[str, list[dict[str, Any]]], versi
 
 
 def test_expected_objects(overlay: tuple[str, list[dict[str, Any]]]) -> None:
-    """Each overlay deploys the four services, the migration Job, the public Ingress,
-    PDBs, autoscaling and the monitoring objects."""
+    """Each overlay deploys the four services, the public Ingress, PDBs, autoscaling and
+    the monitoring objects."""
     _, objects = overlay
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     for dep in DEPLOYMENTS:
         assert ("Deployment", dep) in names
         assert ("PodDisruptionBudget", dep) in names
     for expected in [
-        ("Job", "bandeja-migrate"),
         ("Service", "bandeja-auth"),
         ("Ingress", "bandeja-auth"),
         ("ServiceMonitor", "bandeja-auth"),
@@ -95,6 +94,25 @@ def test_expected_objects(overlay: tuple[str, list[dict[str, Any]]]) -> None:
         for o in objects
     )
     assert all(o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace")
+
+
+def test_migrations_run_without_a_manual_step(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    """Migrations run in an init container of every auth pod (`bandeja migrate`, safe to run
+    concurrently thanks to its advisory lock): applying a new release is one `apply`, with
+    no immutable Job to delete first. It gets both database URLs and nothing else secret."""
+    _, objects = overlay
+    assert not of_kind(objects, "Job"), "a Job's pod template is immutable across releases"
+    deps = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in of_kind(objects, "Deployment")
+    }
+    (init,) = deps["bandeja-auth"]["initContainers"]
+    assert init["args"] == ["migrate"]
+    assert init["image"] == deps["bandeja-auth"]["containers"][0]["image"]
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in init["env"]}
+    assert keys == {"database-url", "crm-database-url"}
+    for name, spec in deps.items():
+        if name != "bandeja-auth":
+            assert not spec.get("initContainers"), name
 
 
 def test_containers_have_probes_and_resources(overlay: tuple[str, list[dict[str, Any]]]) -> None:
@@ -261,16 +279,34 @@ def test_settings_configmap(overlay: tuple[str, list[dict[str, Any]]]) -> None:
         assert refs == [cm["metadata"]["name"]], ident
 
 
+NOT_THE_INTERNET = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"}
+# Pods that may run beside Bandeja in its namespace (dev does), with common chart labels.
+NEIGHBOURS = [
+    {"app.kubernetes.io/name": "postgresql", "app": "postgres"},
+    {"app.kubernetes.io/name": "rabbitmq", "app.kubernetes.io/component": "rabbitmq"},
+]
+
+
+def _selects(spec: dict[str, Any], labels: dict[str, str]) -> bool:
+    selector = spec["podSelector"]
+    assert not selector.get("matchExpressions"), "only matchLabels is checked here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
 def test_network_policies(overlay: tuple[str, list[dict[str, Any]]]) -> None:
-    """Default deny both ways, then DNS, PostgreSQL, RabbitMQ, Prometheus scrape, the
-    ingress controller to auth, 443 egress for auth only and 993 egress for the fetcher only."""
+    """Default deny both ways for Bandeja's pods, then DNS, PostgreSQL, RabbitMQ, Prometheus
+    scrape, the ingress controller to auth, 443 egress for auth only and 993 egress for the
+    fetcher only."""
     _, objects = overlay
     pols = {p["metadata"]["name"]: p["spec"] for p in of_kind(objects, "NetworkPolicy")}
     deny = pols["bandeja-default-deny"]
-    assert deny["podSelector"] == {}
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "bandeja"}}
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny
     assert "egress" not in deny
+    for dep in of_kind(objects, "Deployment"):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert _selects(deny, labels), dep["metadata"]["name"]
 
     def egress_ports(component: str | None) -> set[int]:
         ports = set()
@@ -284,7 +320,7 @@ def test_network_policies(overlay: tuple[str, list[dict[str, Any]]]) -> None:
                 ports |= {p["port"] for p in rule.get("ports", [])}
         return ports
 
-    for component in ("auth", "fetcher", "processor", "relay", "migrate"):
+    for component in ("auth", "fetcher", "processor", "relay"):
         ports = egress_ports(component)
         assert {53, 5432, 5672} <= ports, component
         assert (443 in ports) == (component == "auth"), component
@@ -293,6 +329,58 @@ def test_network_policies(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     assert {p["port"] for p in scrape["ports"]} == {8080, 9191}
     to_auth = pols["bandeja-allow-ingress-to-auth"]
     assert to_auth["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "auth"
+
+
+def test_network_policies_leave_neighbours_alone(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A PostgreSQL or RabbitMQ in Bandeja's namespace (where dev points) is selected by no
+    policy of ours, so neither Bandeja's connections nor KEDA's reads of the RabbitMQ
+    management API are dropped by the default deny."""
+    _, objects = overlay
+    for policy in of_kind(objects, "NetworkPolicy"):
+        for labels in NEIGHBOURS:
+            assert not _selects(policy["spec"], labels), (policy["metadata"]["name"], labels)
+
+
+def test_internet_egress_excludes_private_and_cgnat_ranges(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """ "The internet" (HTTPS for auth, IMAP for the fetcher) is 0.0.0.0/0 minus the private
+    ranges and carrier-grade NAT space (100.64.0.0/10, pod and node addresses on some
+    clouds)."""
+    _, objects = overlay
+    blocks = [
+        peer["ipBlock"]
+        for policy in of_kind(objects, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    ]
+    assert len(blocks) == 2
+    for block in blocks:
+        assert set(block.get("except", [])) >= NOT_THE_INTERNET, block
+
+
+def test_production_names_database_and_broker_destinations() -> None:
+    """In production, PostgreSQL and RabbitMQ ports are open only to named destinations
+    (an address range, a namespace and pod selector), never to anywhere."""
+    objects = render(K8S / "overlays" / "production")
+    checked = set()
+    for policy in of_kind(objects, "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            if not ports & {5432, 5671, 5672}:
+                continue
+            name = policy["metadata"]["name"]
+            assert rule.get("to"), f"{name}: {sorted(ports)} open to any destination"
+            for peer in rule["to"]:
+                cidr = peer.get("ipBlock", {}).get("cidr")
+                assert cidr != "0.0.0.0/0", name
+                if "namespaceSelector" in peer:
+                    assert peer["namespaceSelector"].get("matchLabels"), name
+            checked |= ports
+    assert checked == {5432, 5671, 5672}
 
 
 def test_ingress_exposes_only_oauth_routes(overlay: tuple[str, list[dict[str, Any]]]) -> None:

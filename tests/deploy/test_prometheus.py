@@ -219,3 +219,20 @@ def test_dashboard_is_importable() -> None:
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${datasource}", p["title"]
             assert p["targets"], p["title"]
+
+
+AGGREGATIONS = r"\b(sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\b"
+
+
+def test_every_alert_is_grouped_by_namespace() -> None:
+    """Every aggregation in an alert keeps `namespace` (`by (namespace, ...)`): dev and
+    production alert apart, and a live dev auth cannot hide a dead production one.
+    absent() drops every label, so no alert uses it."""
+    for alert in _alerts():
+        expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', alert["expr"])
+        assert "absent(" not in expr, alert["alert"]
+        for m in re.finditer(AGGREGATIONS + r"\s*(by|without)?\s*(\([^)]*\))?\s*\(", expr):
+            clause, labels = m.group(2), m.group(3) or ""
+            where = f"{alert['alert']}: `{m.group(0)}` drops namespace"
+            assert clause == "by", where
+            assert re.search(r"\bnamespace\b", labels), where

@@ -93,6 +93,8 @@ def service_env(
         "BANDEJA_TOKEN_KEYS": token_keys,
         "BANDEJA_ADMIN_TOKEN": ADMIN_TOKEN,
         "BANDEJA_POLL_INTERVAL": str(poll_interval),
+        # Auth's /metrics shows mailbox states sampled this often (15 s in production).
+        "BANDEJA_TOKEN_HEALTH_INTERVAL": "1",
     }
 
 
