@@ -1,8 +1,9 @@
 """Liveness and readiness checks, and the small HTTP server workers expose them on.
 
 Liveness never depends on PostgreSQL or RabbitMQ: restarting a pod cannot fix a broker
-outage (docs/architecture.md#ops-kubernetes). Readiness does, so a rollout waits for dependencies, and for the schema: a pod is
-ready only once the migrations its code expects are applied.
+outage (docs/architecture.md#ops-kubernetes). Readiness does, so a rollout waits for
+dependencies, and for the schema: a pod is ready only once the migrations its code expects
+are applied.
 
 Every endpoint is a plain function, run by Starlette in its thread pool: a slow check or
 collector never holds the event loop that answers the others.
