@@ -25,7 +25,7 @@ from starlette.routing import Route
 from common.health import Check, health_routes
 from common.settings import Settings
 from common.tokens import TokenCipher
-from services.auth import admin_api, callback, metrics, pages, status_page, store
+from services.auth import admin_api, callback, data_routes, metrics, pages, status_page, store
 from services.auth.identity import IdentityClient, IdentityFailure
 from services.auth.pages import pick_lang
 
@@ -100,6 +100,7 @@ def create_app(
         Route("/status", status, methods=["GET"]),
         Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
+        *data_routes.routes(ctx, require_admin),
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
 

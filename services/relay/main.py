@@ -4,23 +4,30 @@ from __future__ import annotations
 
 from common.db import create_pool
 from common.health import OpsServer
-from common.runtime import readiness_checks, stop_event_on_signals
+from common.runtime import readiness_checks, start_loops, stop_event_on_signals
 from common.settings import Settings
+from services.lifecycle.retention import RetentionSweeper
 from services.relay.publisher import EventPublisher
 from services.relay.relay import Relay
 
 
 def run(settings: Settings) -> int:
     stop = stop_event_on_signals()
-    pool = create_pool(settings.crm_dsn, name="relay", max_size=2)
+    pool = create_pool(settings.crm_dsn, name="relay", max_size=3)
     relay = Relay(pool, settings.crm_dsn, EventPublisher(settings.broker_url))
+    # The relay also runs the retention sweeper: it is a plain loop process on the CRM
+    # database, which holds both raw_messages and documents, and it is not scaled with mail
+    # load as the processors are. SKIP LOCKED keeps its replicas apart (retention.py).
+    sweeper = RetentionSweeper(pool, settings.raw_retention_days, settings.retention_interval)
     ops = OpsServer(
         settings.metrics_port,
-        liveness={"relay": relay.heartbeat.check},
+        liveness={"relay": relay.heartbeat.check, "retention": sweeper.heartbeat.check},
         readiness=readiness_checks(settings),
     )
     ops.start()
+    (sweeper_thread,) = start_loops([("retention", sweeper.run_forever)], stop)
     relay.run_forever(stop)
+    sweeper_thread.join(timeout=10)
     ops.stop()
     pool.close()
     return 0
