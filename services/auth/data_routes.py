@@ -64,9 +64,7 @@ def purge(ctx: AuthContext, mailbox_id: int) -> Response:
 
 def retention_words(days: float, lang: str) -> str:
     """The retention setting as a person reads it: "30 días", "1 day", "12 hours"."""
-    if days <= 0:
-        return {"es": "ningún tiempo", "en": "no time at all"}[lang]
-    if days < 1:
+    if 0 < days < 1:
         hours = round(days * 24, 1)
         count = int(hours) if hours == int(hours) else hours
         unit = {"es": ("hora", "horas"), "en": ("hour", "hours")}[lang]
