@@ -50,6 +50,7 @@ class _Target:
     id: int
     address: str
     tenant_id: str
+    created_at: datetime
 
 
 def purge_mailbox(
@@ -113,7 +114,7 @@ def _disconnect(
     with conn.transaction():
         row = conn.execute(
             "UPDATE mailboxes SET state = 'disconnected', updated_at = now()"
-            " WHERE id = %s OR address = %s RETURNING id, address, tenant_id",
+            " WHERE id = %s OR address = %s RETURNING id, address, tenant_id, created_at",
             (mailbox_id, address),
         ).fetchone()
         if row is None:
@@ -150,9 +151,10 @@ def _purged_event(target: _Target, purged: Purged) -> dict[str, Any]:
     now = datetime.now(UTC)
     return events.cloud_event(
         events.MAILBOX_PURGED,
-        # Mailbox ids are never reused, so one purge event per mailbox: a retried last
-        # transaction writes the same row once.
-        event_id=events.stable_id(events.MAILBOX_PURGED, target.id),
+        # One purge event per mailbox: a retried last transaction writes the same row
+        # once. The creation time keeps ids apart should a restored database hand out a
+        # mailbox id again (the address would, but it must not be derivable from the id).
+        event_id=events.stable_id(events.MAILBOX_PURGED, target.id, target.created_at.isoformat()),
         source=EVENT_SOURCE,
         subject=f"mailbox/{target.id}",
         time=now,

@@ -72,10 +72,11 @@ def test_retention_deletes_only_the_raw_mail_and_failed_documents_that_aged(
     erp_consumer: EventConsumer,
 ) -> None:
     """With a 7-day retention, four mails: one processed 8 days ago (its bytes go, its
-    document stays), one processed now (untouched), a failed one 8 days old (bytes and
-    failed document go) and one fetched 8 days ago that has no document yet, the processor
-    being down (kept whole: nothing lost). The relay's metrics count what went and what
-    waits; the aged mail marked unread again is not imported a second time."""
+    document stays), one fetched 8 days ago but processed now (untouched), a failed one
+    8 days old (bytes and failed document go) and one fetched 8 days ago that has no
+    document yet, the processor being down (kept whole: nothing lost). The relay's metrics
+    count what went and what waits; the aged mail marked unread again is not imported a
+    second time."""
     services = start_services(poll_interval="1", raw_retention_days="7", retention_interval="1")
     dsn = services.env["BANDEJA_DATABASE_URL"]
     address = connect_new_mailbox(standin, services.auth_url, tenant, "retencion")
@@ -97,9 +98,11 @@ def test_retention_deletes_only_the_raw_mail_and_failed_documents_that_aged(
     assert (_stored(dsn)[failed]["state"], _stored(dsn)[waiting]["state"]) == ("failed", None)
     old_ids = [aged, failed, waiting]
     with psycopg.connect(dsn) as conn:  # one transaction: both ages change at once
+        # The recent one was fetched long ago too, but processed just now (it waited for a
+        # reprocess, say): the retention counts from its document.
         conn.execute(
             "UPDATE raw_messages SET fetched_at = now() - interval '8 days' WHERE id = ANY(%s)",
-            (old_ids,),
+            ([*old_ids, fresh],),
         )
         conn.execute(
             "UPDATE documents SET created_at = now() - interval '8 days'"

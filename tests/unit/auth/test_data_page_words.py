@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 
 import jsonschema
@@ -33,14 +34,15 @@ def test_retention_is_worded_as_people_read_it(days: float, lang: str, words: st
 def test_purged_event_matches_its_schema_and_names_no_address() -> None:
     """The purge event validates against common/schemas and carries ids and counts only:
     it outlives the erasure in the outbox, so the address must not be in it."""
-    target = _Target(id=41, address="persona@cliente.example", tenant_id="tenant-guid")
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    target = _Target(41, "persona@cliente.example", "tenant-guid", created)
     event = _purged_event(target, Purged(41, raw_mails=3, documents=2, events=5))
     schema = json.loads(
         (resources.files("common") / "schemas" / f"{events.MAILBOX_PURGED}.json").read_text()
     )
     jsonschema.validate(event, schema, format_checker=jsonschema.FormatChecker())
     assert "persona" not in json.dumps(event)
-    assert event["id"] == str(events.stable_id(events.MAILBOX_PURGED, 41))
+    assert event["id"] == str(events.stable_id(events.MAILBOX_PURGED, 41, created.isoformat()))
     event["data"]["mailbox"] = target.address
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(event, schema)
