@@ -26,6 +26,7 @@ MAILBOX_CONNECTED = "bandeja.mailbox.connected"
 MAILBOX_REAUTH_NEEDED = "bandeja.mailbox.reauth_needed"
 MAILBOX_DISCONNECTED = "bandeja.mailbox.disconnected"
 MAILBOX_ERROR = "bandeja.mailbox.error"
+MAILBOX_PURGED = "bandeja.mailbox.purged"
 DOCUMENT_PROCESSED = "bandeja.document.processed"
 DOCUMENT_FAILED = "bandeja.document.failed"
 
@@ -34,6 +35,7 @@ EVENT_TYPES = (
     MAILBOX_REAUTH_NEEDED,
     MAILBOX_DISCONNECTED,
     MAILBOX_ERROR,
+    MAILBOX_PURGED,
     DOCUMENT_PROCESSED,
     DOCUMENT_FAILED,
 )

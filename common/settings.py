@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     connect_requires_ticket: bool = False
     # Comma-separated tenant ids whose users may sign in; empty: any tenant.
     allowed_tenants: str = ""
+    # Days a mail's raw bytes (and a failed document) are kept after its document was
+    # written; a mail without a document is never deleted (services/lifecycle/retention.py).
+    raw_retention_days: float = Field(default=30.0, ge=0)
+    # Seconds between the relay's retention sweeps.
+    retention_interval: float = Field(default=300.0, gt=0)
+    # Where people ask for their data to be erased (an e-mail address or a URL), shown
+    # on the data page; empty: the page tells them to ask the organisation that connected them.
+    data_contact: str = ""
     client_secret_expires_at: datetime | None = None
 
     @field_validator("authority_host", "public_url")

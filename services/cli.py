@@ -116,6 +116,25 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from common.db import connect
+    from services.lifecycle.purge import purge_mailbox
+
+    settings = _settings("purge")
+    address = args.mailbox.strip().lower()
+    with connect(settings.database_url) as conn:
+        purged = purge_mailbox(conn, address=address)
+    if purged is None:
+        print(f"bandeja purge: Bandeja holds nothing for {address}", file=sys.stderr)
+        return 1
+    print(json.dumps(purged.as_json()))
+    return 0
+
+
+def _purge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mailbox", required=True, metavar="ADDRESS", help="the mailbox address")
+
+
 def _reprocess_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failed", action="store_true", help="mails whose document is failed")
     parser.add_argument(
@@ -136,9 +155,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "relay": (cmd_relay, "publish outbox events to RabbitMQ"),
     "rotate-keys": (cmd_rotate_keys, "re-encrypt stored tokens with the newest key"),
     "reprocess": (cmd_reprocess, "send failed or stranded stored mails to the processor again"),
+    "purge": (cmd_purge, "erase everything Bandeja holds for one mailbox, then tell the ERP"),
 }
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "reprocess": _reprocess_arguments,
+    "purge": _purge_arguments,
 }
 
 

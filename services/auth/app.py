@@ -30,6 +30,7 @@ from services.auth import (
     browser_binding,
     callback,
     connect_links,
+    data_routes,
     metrics,
     pages,
     status_page,
@@ -116,6 +117,7 @@ def create_app(
         Route("/status", status, methods=["GET"]),
         Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
+        *data_routes.routes(ctx, require_admin),
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
 

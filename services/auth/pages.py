@@ -88,6 +88,10 @@ TEXT = {
         "en": "Forward this link to an administrator of your organisation:",
     },
     "retry": {"es": "Intentar de nuevo", "en": "Try again"},
+    "data_link": {
+        "es": "Qué datos lee y guarda la Bandeja, y cómo retirar el acceso",
+        "en": "What data the document inbox reads and keeps, and how to take access back",
+    },
 }
 
 
@@ -128,6 +132,9 @@ def render(
         retry_label=text("retry", lang),
         other_lang_query=urlencode({**query, "lang": other}),
         other_lang_label="English" if other == "en" else "Español",
+        # Every connect result and error page links to the data page (data_routes.py).
+        data_url=f"{request.scope.get('root_path', '')}/data?lang={lang}",
+        data_label=text("data_link", lang),
         **extra,
     )
     return HTMLResponse(html, status_code=status_code)

@@ -44,6 +44,8 @@ def stranded_raw_ids(conn: Connection[Any], minutes: float, mailbox: str | None)
         " WHERE r.fetched_at < now() - make_interval(secs => %(seconds)s)"
         " AND (%(mailbox)s::text IS NULL OR m.address = %(mailbox)s)"
         " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
+        # A tombstone's failed document went with its bytes (services/lifecycle/retention.py).
+        " AND r.raw_deleted_at IS NULL"
         " ORDER BY r.id",
         {"seconds": minutes * 60, "mailbox": mailbox},
     ).fetchall()
