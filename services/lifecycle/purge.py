@@ -101,6 +101,10 @@ def purge_mailbox(
             (str(target.id), target.address),
         ).rowcount
         conn.execute("DELETE FROM oauth_flows WHERE login_hint = %s", (target.address,))
+        conn.execute(
+            "DELETE FROM connect_tickets WHERE mailbox_id = %s OR address = %s",
+            (target.id, target.address),
+        )
         conn.execute("DELETE FROM mailboxes WHERE id = %s", (target.id,))
         purged = Purged(target.id, raw_mails, documents, erased_events)
         events.add_to_outbox(conn, _purged_event(target, purged))
@@ -142,7 +146,10 @@ def _erase_leftovers(conn: Connection[Any], address: str) -> Purged | None:
             "DELETE FROM outbox WHERE event->'data'->>'mailbox' = %s", (address,)
         ).rowcount
         flows = conn.execute("DELETE FROM oauth_flows WHERE login_hint = %s", (address,)).rowcount
-    if not (documents or erased_events or flows):
+        tickets = conn.execute(
+            "DELETE FROM connect_tickets WHERE address = %s", (address,)
+        ).rowcount
+    if not (documents or erased_events or flows or tickets):
         return None
     return Purged(None, 0, documents, erased_events)
 

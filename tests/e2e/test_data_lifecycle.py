@@ -20,7 +20,7 @@ from standin.testing import StandIn
 from tests.security.hostile import many_parts_mail
 from tests.security.test_security_secrets import dump_database
 from tests.support.events import EventConsumer
-from tests.support.flows import connect_new_mailbox, start_sign_in
+from tests.support.flows import connect_new_mailbox, mint_connect_link, start_sign_in
 from tests.support.services import ADMIN_TOKEN, Services
 from tests.support.waiting import metric_value, query, wait_until
 
@@ -175,9 +175,9 @@ def test_purge_leaves_nothing_of_the_mailbox_and_tells_the_erp_by_id(
     start_services: Callable[..., Services],
     erp_consumer: EventConsumer,
 ) -> None:
-    """`bandeja purge --mailbox ADDRESS` on a mailbox with processed and failed mail and a
-    sign-in in flight: a dump of every table holds neither its address nor a word of its
-    mail afterwards, another mailbox is untouched, and the ERP gets one
+    """`bandeja purge --mailbox ADDRESS` on a mailbox with processed and failed mail, a
+    sign-in in flight and an unused connect link: a dump of every table holds neither its
+    address nor a word of its mail afterwards, another mailbox is untouched, and the ERP gets one
     `bandeja.mailbox.purged` carrying ids only. The admin API route does the same for the
     other mailbox; both refuse what is already gone."""
     services = start_services(poll_interval="1")
@@ -191,6 +191,7 @@ def test_purge_leaves_nothing_of_the_mailbox_and_tells_the_erp_by_id(
     erp_consumer.wait_for("bandeja.document.processed", 2, timeout=60)
     erp_consumer.wait_for("bandeja.document.failed", 1, timeout=60)
     start_sign_in(services.auth_url, victim)  # a flow in flight holds the address too
+    mint_connect_link(services.auth_url, victim, f"erp-{marker}")  # and an unused link
     ids = {m["address"]: m["id"] for m in services.admin_get("/api/mailboxes").json()}
     before = dump_database(dsn)
     assert victim in before
