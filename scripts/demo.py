@@ -196,7 +196,7 @@ def main() -> int:  # noqa: PLR0915 - a linear script reads best top to bottom
                 "BANDEJA_HTTP_PORT": str(http_port),
                 "BANDEJA_HTTP_HOST": "127.0.0.1",
                 "BANDEJA_TOKEN_KEYS": Fernet.generate_key().decode(),
-                "BANDEJA_ADMIN_TOKEN": "demo-admin-token",
+                "BANDEJA_ADMIN_TOKEN": "demo-admin-token-not-a-secret-0123456789",
                 "BANDEJA_POLL_INTERVAL": "5",
                 "BANDEJA_LOG_FORMAT": "json",
             }

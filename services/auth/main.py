@@ -20,6 +20,7 @@ from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import metrics, store
 from services.auth.app import AuthContext, create_app
+from services.auth.flow_purge import FlowPurger
 from services.auth.identity import IdentityClient
 from services.auth.refresher import Refresher
 
@@ -56,10 +57,26 @@ def run(settings: Settings) -> int:
         target=refresher.run_forever, args=(stop,), name="refresher", daemon=True
     )
     thread.start()
-    app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
+    purger = FlowPurger(pool, settings.flow_purge_interval)
+    purge_thread = threading.Thread(
+        target=purger.run_forever, args=(stop,), name="flow-purge", daemon=True
+    )
+    purge_thread.start()
+    liveness = {
+        "refresher": refresher.heartbeat.check,
+        "flow_purge": purger.heartbeat.check,
+    }
+    app = create_app(ctx, liveness, readiness_checks(settings))
     server = _Server(
         uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            # The client address the rate limit counts: X-Forwarded-For only from these.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     )
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
@@ -67,6 +84,7 @@ def run(settings: Settings) -> int:
     server.run()
     stop.set()
     thread.join(timeout=10)
+    purge_thread.join(timeout=10)
     pool.close()
     return 0
 

@@ -93,7 +93,7 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
         refresh=REFRESH_SECONDS,
         generated_at=_absolute(now),
     )
-    return _no_store(HTMLResponse(html))
+    return HTMLResponse(html)  # headers: page_headers.py
 
 
 async def login(ctx: AuthContext, request: Request) -> Response:
@@ -117,7 +117,7 @@ async def login(ctx: AuthContext, request: Request) -> Response:
         samesite="strict",
         secure=_is_https(ctx.settings, request),
     )
-    return _no_store(response)
+    return response
 
 
 def session_value(settings: Settings) -> str:
@@ -144,7 +144,7 @@ def _login_form(request: Request, lang: str, *, failed: bool) -> Response:
         action=_keep_lang("/status/login", request),
     )
     # RFC 9110 §11.6.1: a 401 names a scheme; Bearer keeps browsers from prompting.
-    return _no_store(HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"}))
+    return HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _keep_lang(path: str, request: Request) -> str:
@@ -216,11 +216,3 @@ def _is_https(settings: Settings, request: Request) -> bool:
     return settings.public_url.startswith("https://") or request.url.scheme == "https"
 
 
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    )
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response

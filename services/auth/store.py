@@ -57,8 +57,9 @@ def take_flow(conn: Connection[Any], state: str, kind: str) -> dict[str, Any] | 
     return row
 
 
-def purge_flows(conn: Connection[Any]) -> None:
-    conn.execute("DELETE FROM oauth_flows WHERE expires_at < now() - interval '1 day'")
+def purge_flows(conn: Connection[Any]) -> int:
+    """Delete flows past their expiry (used or not): take_flow refuses them already."""
+    return conn.execute("DELETE FROM oauth_flows WHERE expires_at < now()").rowcount
 
 
 def _mailbox_event(
