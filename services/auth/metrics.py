@@ -25,6 +25,10 @@ CLIENT_SECRET_EXPIRY = Gauge(
     "bandeja_client_secret_expiry_timestamp_seconds",
     "When the configured client secret expires (unix time)",
 )
+TOKENS_UNDECRYPTABLE = Counter(
+    "bandeja_token_undecryptable",
+    "Stored tokens no key in BANDEJA_TOKEN_KEYS decrypts (the mailbox goes to error)",
+)
 HTTP_REQUESTS = Counter(
     "bandeja_http_requests", "HTTP requests served", ["route", "method", "status"]
 )

@@ -209,3 +209,21 @@ def configure(conn: Connection[Any], mailbox_id: int, changes: dict[str, Any]) -
             (changes["state"], mailbox_id),
         )
     return True
+
+
+def move_to_error(
+    conn: Connection[Any], mailbox_id: int, reason: dict[str, Any], message: str
+) -> bool:
+    """Transition to ``error`` (the operator must act); the event only on the transition."""
+    row = conn.execute(
+        "UPDATE mailboxes SET state = 'error', state_reason = %s, last_error = %s,"
+        " updated_at = now() WHERE id = %s AND state = 'active'"
+        " RETURNING id, address, tenant_id, state, auth_kind",
+        (Jsonb(reason), message, mailbox_id),
+    ).fetchone()
+    if row is None:
+        return False
+    events.add_to_outbox(
+        conn, _mailbox_event(events.MAILBOX_ERROR, Mailbox(**row), {"error": message})
+    )
+    return True
