@@ -167,7 +167,7 @@ def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None
 def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
     usable = _usable_token(deps, mailbox.id)
     expires_at = usable.expires_at
-    session = deps.sessions.take(mailbox.id, mailbox.address, expires_at)
+    session = deps.sessions.take(mailbox.id, mailbox.address, expires_at, usable.issued_at)
     if session is None:
         session = ImapSession.open(deps.settings, mailbox.address, usable.token)
     try:

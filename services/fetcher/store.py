@@ -106,6 +106,7 @@ def release_failed(
 @dataclass(frozen=True)
 class UsableToken:
     token: str
+    issued_at: datetime | None
     expires_at: datetime
     usable_until: datetime  # expires_at less the margin: reconnect before then
 
@@ -131,7 +132,9 @@ def usable_access_token(
     if usable_until < datetime.now(UTC):
         request_refresh(conn, mailbox_id)
         raise TokenNotReady(mailbox_id)
-    return UsableToken(cipher.decrypt(row["access_token"]), expires_at, usable_until)
+    return UsableToken(
+        cipher.decrypt(row["access_token"]), row["access_issued_at"], expires_at, usable_until
+    )
 
 
 def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> FolderPosition | None:
