@@ -7,18 +7,23 @@ in their entry point and pass it down.
 from __future__ import annotations
 
 import re
+import ipaddress
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, field_validator
+from limits import RateLimitItem, parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
 DEFAULT_PROCESS_BYTES_IN_FLIGHT = 128 * 1024 * 1024
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# 32 characters of a random token (e.g. `openssl rand -hex 32`) put guessing out of reach;
+# the public status login would otherwise be a password prompt for a short word.
+MIN_ADMIN_TOKEN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -101,6 +106,17 @@ class Settings(BaseSettings):
     # Where people ask for their data to be erased (an e-mail address or a URL), shown
     # on the data page; empty: the page tells them to ask the organisation that connected them.
     data_contact: str = ""
+    # Expired sign-in flows are deleted this often (every unauthenticated /connect adds one).
+    flow_purge_interval: float = Field(default=60.0, gt=0)
+    # Requests one client address may make to the public routes (/connect, the callbacks,
+    # /admin-consent, the status login), in the `limits` notation ("60/minute;600/hour").
+    public_rate_limit: str = "60/minute"
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips: addresses or
+    # networks, comma-separated): the ingress controller's pods, so the rate limit counts
+    # people, not the ingress.
+    trusted_proxies: str = "127.0.0.1"
+    # How long a status-page login lasts (the cookie's Max-Age, also checked server-side).
+    status_session_seconds: int = Field(default=8 * 3600, gt=0)
     client_secret_expires_at: datetime | None = None
 
     @field_validator("authority_host", "public_url")
@@ -120,6 +136,36 @@ class Settings(BaseSettings):
     @property
     def allowed_tenant_ids(self) -> frozenset[str]:
         return frozenset(t for t in self.allowed_tenants.split(",") if t)
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr) -> SecretStr:
+        # Empty means "not set here" (workers never get it); auth refuses that separately.
+        if value.get_secret_value() and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"BANDEJA_ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters"
+            )
+        return value
+
+    @field_validator("public_rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        parse_many(value)  # raises ValueError on a notation `limits` does not understand
+        return value
+
+    @model_validator(mode="after")
+    def _imap_tls_unless_loopback(self) -> Settings:
+        # Without TLS the XOAUTH2 bearer token crosses the network in clear: only a server
+        # on this machine (a local test Dovecot) may be reached that way.
+        if not self.imap_tls and not _is_loopback(self.imap_host):
+            raise ValueError(
+                f"BANDEJA_IMAP_TLS=false is refused for {self.imap_host!r}: plain IMAP is "
+                "allowed only to a loopback address"
+            )
+        return self
+
+    @property
+    def public_rate_limits(self) -> list[RateLimitItem]:
+        return parse_many(self.public_rate_limit)
 
     @property
     def crm_dsn(self) -> str:
@@ -150,3 +196,12 @@ class Settings(BaseSettings):
         if missing:
             raise SystemExit(f"refusing to start: {', '.join(missing)} not set")
         _ = self.fernet
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import InvalidToken, MultiFernet
@@ -21,6 +23,26 @@ ENCRYPTED_COLUMNS = (
     ("tenants", "tenant_id", "app_token_cache"),
     ("oauth_flows", "state", "flow"),
 )
+
+
+@dataclass(frozen=True)
+class ExpiryMargin:
+    """How close to its expiry an access token counts as "too close": ``share`` of its
+    lifetime, at most ``ceiling``. Microsoft's tokens live 60-90 minutes, so the ceiling
+    applies; a token that lives 30 s gets a margin of a few seconds, not all of its life.
+
+    ``share`` stays below the refresh loop's lead (services/auth/schedule.py, 15 % at the
+    least): a token is renewed before any reader finds it too close to expiry.
+    """
+
+    ceiling: timedelta
+    share: float
+
+    def of(self, issued_at: datetime | None, expires_at: datetime) -> timedelta:
+        if issued_at is None:  # a row written before issue times were kept
+            return self.ceiling
+        lifetime = max(expires_at - issued_at, timedelta(0))
+        return min(self.ceiling, lifetime * self.share)
 
 
 class TokenCipher:

@@ -47,7 +47,7 @@ DEMO_NAME = os.environ.get("DEMO_NAME", "bandeja_demo")
 DB_NAME = DEMO_NAME
 VHOST = DEMO_NAME.replace("_", "-")
 CLIENT_ID, CLIENT_SECRET = "bandeja-demo", "demo-secret-0c5e"  # the emulator's demo app
-ADMIN_TOKEN = "demo-admin-token"  # noqa: S105 - a throwaway demo token, printed on purpose
+ADMIN_TOKEN = "demo-admin-token-not-a-secret-0123456789"  # noqa: S105 - a throwaway demo token, printed on purpose
 MAILBOX = "facturas@contoso.example"
 # Where `demo send` finds the running demo's mailbox server (a local, throwaway login).
 STATE = Path(__file__).resolve().parent.parent / "var" / f"{DEMO_NAME}.json"

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 import structlog
+from pydantic import ValidationError
 
 from common.logging import configure_logging, redactor
 from common.settings import Settings
@@ -17,7 +18,15 @@ log = structlog.get_logger("bandeja")
 
 
 def _settings(process: str) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # pydantic's own text repeats the input values, which may be secrets.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SystemExit(f"refusing to start: {problems}") from None
     configure_logging(level=settings.log_level, fmt=settings.log_format, process=process)
     setup_tracing(process)
     for secret in (settings.client_secret, settings.admin_token):

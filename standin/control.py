@@ -90,6 +90,10 @@ class ControlClient:
     def set_access_token_lifetime(self, seconds: int) -> None:
         self._call("PUT", "/settings", {"access_token_lifetime": seconds})
 
+    def set_id_token_fault(self, fault: str | None) -> None:
+        """``"nonce"`` or ``"issuer"``: later id_tokens carry a wrong claim; None: correct."""
+        self._call("PUT", "/settings", {"id_token_fault": fault})
+
     # failures and observation
     def inject_failure(self, status: int, count: int = 1,
                        retry_after: int | None = None) -> None:

@@ -37,7 +37,9 @@ from services.auth import (
     store,
 )
 from services.auth.identity import IdentityClient, IdentityFailure
+from services.auth.page_headers import PageHeaders
 from services.auth.pages import pick_lang
+from services.auth.rate_limit import PublicRateLimit
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +121,12 @@ def create_app(
         *health_routes(liveness, readiness),
         *data_routes.routes(ctx, require_admin),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
+    middleware = [
+        Middleware(RequestMetrics),  # outermost: counts the 429s too
+        Middleware(PageHeaders),
+        Middleware(PublicRateLimit, limits=ctx.settings.public_rate_limits),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
 
 
 def start_connect(ctx: AuthContext, request: Request) -> Response:
@@ -260,20 +267,27 @@ def _mailbox_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Label values come from fixed sets only: a stranger choosing methods or paths must not
+# be able to create metric series (each one costs memory here and in Prometheus).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetrics(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         started = time.monotonic()
         route = _route_template(request)
+        method = request.method if request.method in _METHODS else "other"
         response = await call_next(request)
-        metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        metrics.HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
         metrics.HTTP_DURATION.labels(route).observe(time.monotonic() - started)
         return response
 
 
 def _route_template(request: Request) -> str:
-    # Label by route template, never by the raw path (unbounded, may carry addresses).
+    # Label by route template, never by the raw path (unbounded, may carry addresses). A
+    # known path asked with another method (405) is still that route.
     for route in request.app.routes:
         match, _ = route.matches(request.scope)
-        if match.name == "FULL":
+        if match.name in ("FULL", "PARTIAL"):
             return str(getattr(route, "path", "other"))
-    return "unmatched"
+    return "other"

@@ -187,8 +187,13 @@ def callback_error(params: dict[str, str]) -> Classification:
     return classify_error({"error": params.get("error"), "error_codes": codes})
 
 
+# AADSTS codes have at most 7 digits; a longer run is not a code (and int() of thousands
+# of attacker-chosen digits raises). Only the description's start is read: it leads with it.
+_AADSTS = re.compile(r"AADSTS(\d{1,9})(?!\d)")
+
+
 def _aadsts_codes(description: str) -> list[str]:
-    return re.findall(r"AADSTS(\d+)", description)
+    return _AADSTS.findall(description[:4096])
 
 
 def failure_page(

@@ -15,6 +15,7 @@ from typing import Any
 import msal
 import requests
 import structlog
+from msal.exceptions import MsalServiceError
 
 from common.http import https_session
 from common.settings import APP_ONLY_IMAP_SCOPE, DELEGATED_IMAP_SCOPE, Settings
@@ -98,6 +99,11 @@ class IdentityClient:
             )
         except (requests.RequestException, ValueError) as exc:
             raise IdentityFailure(classify_network_error(exc), str(exc)) from exc
+        except MsalServiceError as exc:  # discovery answered 5xx
+            seen_status, retry_after = self._retry_after.take()
+            raise IdentityFailure(
+                classify_http_status(seen_status or 503, retry_after), str(exc)
+            ) from exc
 
     def start_sign_in(self, login_hint: str | None) -> dict[str, Any]:
         flow: dict[str, Any] = self.app(self._settings.sign_in_tenant).initiate_auth_code_flow(
@@ -207,6 +213,19 @@ class IdentityClient:
             if seen_status is not None and (seen_status == 429 or seen_status >= 500):
                 raise IdentityFailure(classify_http_status(seen_status, retry_after)) from exc
             raise IdentityFailure(classify_network_error(exc), str(exc)) from exc
+        except MsalServiceError as exc:
+            # msal raises ("HTTP Error: 503") instead of returning when the token endpoint
+            # answers 5xx; a response msal replays from its own throttling cache was not
+            # seen by our hook, hence the 503 default.
+            seen_status, retry_after = self._retry_after.take()
+            raise IdentityFailure(
+                classify_http_status(seen_status or 503, retry_after), str(exc)
+            ) from exc
+        except RuntimeError as exc:
+            # msal's id_token checks (nonce, issuer, audience) raise RuntimeError and its
+            # subclasses: the answer is not for this sign-in, so nothing of it is kept.
+            invalid = Classification("reauth", "invalid_id_token", "invalid_id_token")
+            raise IdentityFailure(invalid, type(exc).__name__) from exc
         if result is None:
             raise IdentityFailure(
                 Classification("reauth", "consent_missing", "no_refresh_token"), "cache empty"

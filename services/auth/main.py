@@ -16,6 +16,7 @@ from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import metrics
 from services.auth.app import AuthContext, create_app
+from services.auth.flow_purge import FlowPurger
 from services.auth.identity import IdentityClient
 from services.auth.refresher import Refresher
 from services.auth.token_health import TokenHealthSampler
@@ -32,18 +33,31 @@ def run(settings: Settings) -> int:
             ).timestamp()
         )
     refresher = Refresher(settings, pool, ctx.identity, ctx.cipher)
+    purger = FlowPurger(pool, settings.flow_purge_interval)
     stop = threading.Event()
     threads = start_loops(
         [
             ("refresher", refresher.run_forever),
             ("token-health", TokenHealthSampler(pool, settings.token_health_interval).run_forever),
+            ("flow-purge", purger.run_forever),
         ],
         stop,
     )
-    app = create_app(ctx, {"refresher": refresher.heartbeat.check}, readiness_checks(settings))
+    app = create_app(
+        ctx,
+        {"refresher": refresher.heartbeat.check, "flow_purge": purger.heartbeat.check},
+        readiness_checks(settings),
+    )
     server = _Server(
         uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            # The client address the rate limit counts: X-Forwarded-For only from these.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     )
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

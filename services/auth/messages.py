@@ -61,6 +61,18 @@ _BY_REASON: dict[str, Messages] = {
         "es": "La cuenta está deshabilitada. Contacte con su administrador.",
         "en": "The account is disabled. Contact your administrator.",
     },
+    "invalid_id_token": {
+        "es": "No se pudo verificar la respuesta de Microsoft para este inicio de sesión."
+        " Vuelva a empezar desde el enlace.",
+        "en": "Microsoft's answer could not be verified for this sign-in."
+        " Please start again from the link.",
+    },
+    "undecryptable_token": {
+        "es": "Los tokens guardados de este buzón no se pueden descifrar con las claves"
+        " configuradas. Vuelva a conectar el buzón o restaure la clave retirada.",
+        "en": "This mailbox's stored tokens cannot be decrypted with the configured keys."
+        " Reconnect the mailbox or restore the key that was removed.",
+    },
     "user_not_found": {
         "es": "La cuenta no existe en la organización. Contacte con su administrador.",
         "en": "The account does not exist in the organisation. Contact your administrator.",

@@ -22,6 +22,10 @@ CLIENT_CREDENTIAL_ERRORS = Counter(
 CLIENT_SECRET_VALID = Gauge(
     "bandeja_client_secret_valid", "1 unless the last token call rejected the app's credential"
 )
+TOKENS_UNDECRYPTABLE = Counter(
+    "bandeja_token_undecryptable",
+    "Stored tokens no key in BANDEJA_TOKEN_KEYS decrypts (the mailbox goes to error)",
+)
 HTTP_REQUESTS = Counter(
     "bandeja_http_requests", "HTTP requests served", ["route", "method", "status"]
 )

@@ -20,6 +20,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.db import TOKEN_REFRESH_CHANNEL, NotificationListener
+from common.errors import ConfigurationError
 from common.health import Heartbeat
 from common.settings import Settings
 from common.tokens import TokenCipher
@@ -99,23 +100,56 @@ class Refresher:
         except IdentityFailure as failure:
             self._record_failure(claim, failure.classification, failure.description)
             return
+        except ConfigurationError:
+            self._undecryptable(claim)
+            return
         self._record_success(claim, result)
+
+    def refresh_isolated(self, claim: Claim) -> None:
+        """Refresh one token; whatever goes wrong stays with that mailbox, and the rest of
+        the batch goes on instead of waiting out the lease behind it."""
+        try:
+            self.refresh(claim)
+        except Exception:
+            log.exception("token_refresh_crashed", mailbox_id=claim.mailbox_id)
+            metrics.REFRESHES.labels("failure", "transient").inc()
+            delay = backoff_seconds(claim.failure_count)
+            with self._pool.connection() as conn:
+                self._release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
 
     def _acquire(self, claim: Claim) -> TokenResult:
         if claim.auth_kind == "app_only":
             # acquire_token_for_client cannot force a refresh; skipping the cached state
             # does, when IMAP refused a token msal still trusts.
-            cached = (
-                None
-                if claim.forced or claim.app_token_cache is None
-                else self._cipher.decrypt(claim.app_token_cache)
-            )
+            cached = None if claim.forced else self._app_cache(claim)
             return self._identity.app_only_token(claim.tenant_id, cached)
         if claim.token_cache is None:
             raise IdentityFailure(Classification("reauth", "consent_missing", "no_refresh_token"))
         return self._identity.refresh_delegated(
             claim.tenant_id, self._cipher.decrypt(claim.token_cache), claim.home_account_id
         )
+
+    def _app_cache(self, claim: Claim) -> str | None:
+        if claim.app_token_cache is None:
+            return None
+        try:
+            return self._cipher.decrypt(claim.app_token_cache)
+        except ConfigurationError:
+            # Only a cache of app tokens the client secret can get again: start afresh.
+            log.warning("app_token_cache_undecryptable", tenant_id=claim.tenant_id)
+            return None
+
+    def _undecryptable(self, claim: Claim) -> None:
+        """The refresh token is sealed with a key no longer configured: only a reconnect
+        (or the key put back) helps. The mailbox says so; the others are unaffected."""
+        metrics.TOKENS_UNDECRYPTABLE.inc()
+        metrics.REFRESHES.labels("failure", "config").inc()
+        reason = {"class": "config", "error": "undecryptable_token", "aadsts": None}
+        message = human_message("undecryptable_token", "config")["en"]
+        with self._pool.connection() as conn, conn.transaction():
+            moved = store.move_to_error(conn, claim.mailbox_id, reason, message)
+            self._release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
+        log.error("token_undecryptable", mailbox_id=claim.mailbox_id, moved_to_error=moved)
 
     def _record_success(self, claim: Claim, result: TokenResult) -> None:
         now = datetime.now(UTC)
@@ -238,7 +272,7 @@ class Refresher:
                     for rest in claims[index:]:
                         self._release(conn, rest, timedelta(0), rest.failure_count)
                 break
-            self.refresh(claim)
+            self.refresh_isolated(claim)
         return len(claims)
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:

@@ -1,14 +1,17 @@
 """The operator's HTML status page (behind the admin credential).
 
 Two ways in: ``Authorization: Bearer <admin token>`` (scripts, curl), or the login form,
-which sets a cookie holding an HMAC of the admin token, never the token itself. The
-cookie is the same for every session and changes only when the admin token is rotated.
+which sets a cookie holding the login time and an HMAC of it keyed by the admin token,
+never the token itself. The cookie lasts ``BANDEJA_STATUS_SESSION_SECONDS``: the browser
+drops it then (Max-Age), and the server refuses an older one anyway (a copied cookie stops
+working). Rotating the admin token ends every session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -93,7 +96,7 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
         refresh=REFRESH_SECONDS,
         generated_at=_absolute(now),
     )
-    return _no_store(HTMLResponse(html))
+    return HTMLResponse(html)  # headers: page_headers.py
 
 
 async def login(ctx: AuthContext, request: Request) -> Response:
@@ -111,18 +114,31 @@ async def login(ctx: AuthContext, request: Request) -> Response:
     response = RedirectResponse(_keep_lang("/status", request), status_code=303)
     response.set_cookie(
         COOKIE,
-        session_value(ctx.settings),
+        session_value(ctx.settings, int(time.time())),
+        max_age=ctx.settings.status_session_seconds,
         path="/status",
         httponly=True,
         samesite="strict",
         secure=_is_https(ctx.settings, request),
     )
-    return _no_store(response)
+    return response
 
 
-def session_value(settings: Settings) -> str:
+def session_value(settings: Settings, issued_at: int) -> str:
     key = settings.admin_token.get_secret_value().encode()
-    return hmac.new(key, _SESSION_LABEL, hashlib.sha256).hexdigest()
+    signed = _SESSION_LABEL + b"." + str(issued_at).encode()
+    return f"{issued_at}.{hmac.new(key, signed, hashlib.sha256).hexdigest()}"
+
+
+def _valid_session(settings: Settings, cookie: str) -> bool:
+    issued, _, _ = cookie.partition(".")
+    if not issued.isascii() or not issued.isdigit() or len(issued) > 12:
+        return False
+    expected = session_value(settings, int(issued))
+    if not hmac.compare_digest(cookie.encode(), expected.encode()):
+        return False
+    age = time.time() - int(issued)
+    return -60 <= age <= settings.status_session_seconds  # a minute of clock skew
 
 
 def is_authorized(settings: Settings, request: Request) -> bool:
@@ -132,8 +148,7 @@ def is_authorized(settings: Settings, request: Request) -> bool:
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         return hmac.compare_digest(presented.encode(), expected.encode())
-    cookie = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(cookie.encode(), session_value(settings).encode())
+    return _valid_session(settings, request.cookies.get(COOKIE, ""))
 
 
 def _login_form(request: Request, lang: str, *, failed: bool) -> Response:
@@ -144,7 +159,7 @@ def _login_form(request: Request, lang: str, *, failed: bool) -> Response:
         action=_keep_lang("/status/login", request),
     )
     # RFC 9110 §11.6.1: a 401 names a scheme; Bearer keeps browsers from prompting.
-    return _no_store(HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"}))
+    return HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _keep_lang(path: str, request: Request) -> str:
@@ -218,11 +233,3 @@ def _is_https(settings: Settings, request: Request) -> bool:
     return settings.public_url.startswith("https://") or request.url.scheme == "https"
 
 
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    )
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response

@@ -91,8 +91,9 @@ def flow_pending(conn: Connection[Any], state: str, kind: str) -> bool:
     )
 
 
-def purge_flows(conn: Connection[Any]) -> None:
-    conn.execute("DELETE FROM oauth_flows WHERE expires_at < now() - interval '1 day'")
+def purge_flows(conn: Connection[Any]) -> int:
+    """Delete flows past their expiry (used or not): take_flow refuses them already."""
+    return conn.execute("DELETE FROM oauth_flows WHERE expires_at < now()").rowcount
 
 
 def _mailbox_event(
@@ -410,4 +411,22 @@ def configure(conn: Connection[Any], mailbox_id: int, changes: dict[str, Any]) -
             " WHERE id = %s AND state IN ('active', 'paused')",
             (changes["state"], mailbox_id),
         )
+    return True
+
+
+def move_to_error(
+    conn: Connection[Any], mailbox_id: int, reason: dict[str, Any], message: str
+) -> bool:
+    """Transition to ``error`` (the operator must act); the event only on the transition."""
+    row = conn.execute(
+        "UPDATE mailboxes SET state = 'error', state_reason = %s, last_error = %s,"
+        " updated_at = now() WHERE id = %s AND state = 'active'"
+        " RETURNING id, address, tenant_id, state, auth_kind",
+        (Jsonb(reason), message, mailbox_id),
+    ).fetchone()
+    if row is None:
+        return False
+    events.add_to_outbox(
+        conn, _mailbox_event(events.MAILBOX_ERROR, Mailbox(**row), {"error": message})
+    )
     return True

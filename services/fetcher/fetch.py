@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from common.errors import (
     TransientError,
 )
 from common.settings import Settings
-from common.tokens import TokenCipher, request_refresh
+from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from common.tracing import tracer
 from services.fetcher import limits, metrics, store, sync
 from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
@@ -46,7 +46,7 @@ T = TypeVar("T")
 # A token this close to expiry is not worth a login: Exchange would end the session
 # with BYE AccessTokenExpired mid-fetch (docs/architecture.md#exo-limits). Short, because a fetch
 # run is short and auth refreshes tokens 15-30 % of their lifetime ahead anyway.
-TOKEN_MARGIN = timedelta(seconds=10)
+TOKEN_MARGIN = ExpiryMargin(timedelta(seconds=10), 0.05)
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 
@@ -168,10 +168,11 @@ def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None
 
 
 def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
-    token, expires_at = _usable_token(deps, mailbox.id)
-    session = deps.sessions.take(mailbox.id, mailbox.address, expires_at)
+    usable = _usable_token(deps, mailbox.id)
+    expires_at = usable.expires_at
+    session = deps.sessions.take(mailbox.id, mailbox.address, expires_at, usable.issued_at)
     if session is None:
-        session = ImapSession.open(deps.settings, mailbox.address, token)
+        session = ImapSession.open(deps.settings, mailbox.address, usable.token)
     try:
         stats = _drain(deps, mailbox, session)
     except Throttled:
@@ -185,7 +186,7 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
     return stats
 
 
-def _usable_token(deps: FetchDeps, mailbox_id: int) -> tuple[str, datetime]:
+def _usable_token(deps: FetchDeps, mailbox_id: int) -> store.UsableToken:
     with deps.pool.connection() as conn:
         return store.usable_access_token(conn, deps.cipher, mailbox_id, TOKEN_MARGIN)
 

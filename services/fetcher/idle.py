@@ -29,7 +29,7 @@ from common.db import MAILBOX_CHANNEL
 from common.errors import BandejaError, Throttled, TokenNotReady
 from common.health import Heartbeat
 from common.settings import Settings
-from common.tokens import TokenCipher, request_refresh
+from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from services.fetcher import limits, metrics, store
 from services.fetcher.errors import TokenRejected
 from services.fetcher.imap import ImapSession, translate, translated
@@ -37,7 +37,9 @@ from services.fetcher.imap import ImapSession, translate, translated
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)
-TOKEN_MARGIN = timedelta(seconds=30)
+# The session is re-opened this long before its token expires (Exchange would end it with
+# BYE AccessTokenExpired); by then auth has renewed the token (15-30 % of its life ahead).
+TOKEN_MARGIN = ExpiryMargin(timedelta(seconds=30), 0.10)
 _NEW_MAIL = (b"EXISTS", b"RECENT")
 
 
@@ -96,23 +98,22 @@ class IdleWatcher:
         if wait > 0:  # the tenant was told to back off: no new session before then
             self.stop.wait(wait)
             return
-        token, expires_at = self._token()
-        session = ImapSession.open(self._sup.settings, self._address, token)
+        usable = self._token()
+        session = ImapSession.open(self._sup.settings, self._address, usable.token)
         try:
-            self._watch(session, expires_at)
+            self._watch(session, usable.usable_until)
         except Throttled:
             session.drop()  # no LOGOUT either: silence for the suggested time
             raise
         finally:
             session.close()
 
-    def _watch(self, session: ImapSession, expires_at: datetime) -> None:
+    def _watch(self, session: ImapSession, reconnect_at: datetime) -> None:
         client = session.raw_client()
         with translated():
             client.select_folder(self._folder, readonly=True)
         # Mail that arrived while no session was open is fetched now.
         self._sup.wake(self.mailbox_id)
-        reconnect_at = expires_at - TOKEN_MARGIN
         while not self.stop.is_set() and datetime.now(UTC) < reconnect_at:
             renew_at = time.monotonic() + self._sup.settings.idle_renew_seconds
             self._idle_once(client, renew_at, reconnect_at)
@@ -141,7 +142,7 @@ class IdleWatcher:
         ).fetchone()
         return row is not None
 
-    def _token(self) -> tuple[str, datetime]:
+    def _token(self) -> store.UsableToken:
         with self._sup.pool.connection() as conn:
             return store.usable_access_token(conn, self._sup.cipher, self.mailbox_id, TOKEN_MARGIN)
 

@@ -23,14 +23,16 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from common.errors import BandejaError, Throttled
+from common.tokens import ExpiryMargin
 from services.fetcher import metrics
 from services.fetcher.imap import ImapSession
 
 log = structlog.get_logger(__name__)
 
 # A parked session is not reused when its token would expire this soon: a fetch run
-# holding it could otherwise be cut by the server's BYE mid-batch.
-TOKEN_RESERVE = timedelta(seconds=60)
+# holding it could otherwise be cut by the server's BYE mid-batch. A share of the token's
+# lifetime (at most a minute), so short-lived tokens' sessions are reused too.
+TOKEN_RESERVE = ExpiryMargin(timedelta(seconds=60), 0.10)
 
 
 @dataclass
@@ -50,7 +52,13 @@ class SessionPool:
         self._parked: OrderedDict[int, _Parked] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, mailbox_id: int, address: str, token_expires_at: datetime) -> ImapSession | None:
+    def take(
+        self,
+        mailbox_id: int,
+        address: str,
+        token_expires_at: datetime,
+        token_issued_at: datetime | None = None,
+    ) -> ImapSession | None:
         """The mailbox's parked session if it is still usable with this token, else None."""
         with self._lock:
             parked = self._parked.pop(mailbox_id, None)
@@ -61,7 +69,8 @@ class SessionPool:
         usable = (
             parked.address == address
             and parked.token_expires_at == token_expires_at
-            and token_expires_at - TOKEN_RESERVE > datetime.now(UTC)
+            and token_expires_at - TOKEN_RESERVE.of(token_issued_at, token_expires_at)
+            > datetime.now(UTC)
         )
         if not usable:
             parked.session.close()

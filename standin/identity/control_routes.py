@@ -114,7 +114,12 @@ def expire_access_tokens(state: State, body: dict[str, Any], _: dict[str, str]) 
 def settings(state: State, body: dict[str, Any], _: dict[str, str]) -> dict[str, Any]:
     if "access_token_lifetime" in body:
         state.access_lifetime = int(body["access_token_lifetime"])
-    return {"access_token_lifetime": state.access_lifetime}
+    if "id_token_fault" in body:
+        if body["id_token_fault"] not in (None, "nonce", "issuer"):
+            raise ValueError("id_token_fault must be null, 'nonce' or 'issuer'")
+        state.id_token_fault = body["id_token_fault"]
+    return {"access_token_lifetime": state.access_lifetime,
+            "id_token_fault": state.id_token_fault}
 
 
 def inject_failure(state: State, body: dict[str, Any], _: dict[str, str]) -> None:

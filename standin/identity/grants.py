@@ -99,9 +99,14 @@ def user_tokens(ctx: Context, client: Client, user: User, scopes: list[str], *,
     if with_refresh and "offline_access" in scopes:
         body["refresh_token"] = state.new_refresh_token(client.client_id, user.address, scopes)
     if "openid" in scopes:
-        body["id_token"] = ctx.signer.sign(tokens.id_token_claims(
+        id_claims = tokens.id_token_claims(
             base_url=ctx.base_url, client_id=client.client_id, tenant_id=user.tenant_id,
-            oid=user.oid, address=user.address, name=user.name, nonce=nonce))
+            oid=user.oid, address=user.address, name=user.name, nonce=nonce)
+        if state.id_token_fault == "nonce":
+            id_claims["nonce"] = "not-the-nonce-of-this-sign-in"
+        elif state.id_token_fault == "issuer":
+            id_claims["iss"] = f"https://issuer.invalid/{user.tenant_id}/v2.0"
+        body["id_token"] = ctx.signer.sign(id_claims)
     body["client_info"] = tokens.client_info(user.oid, user.tenant_id)
     return body
 

@@ -118,6 +118,9 @@ class State:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, AccessToken] = {}
         self.access_lifetime = 3600
+        # "nonce" or "issuer": id_tokens issued from now on are wrong in that claim, the way
+        # a replayed or foreign token would be (the client must refuse them).
+        self.id_token_fault: str | None = None
         self.access_expired_before = 0
         self.failures: list[Failure] = []
         self.grant_counts: Counter[str] = Counter()

@@ -390,6 +390,10 @@ def test_ingress_exposes_only_oauth_routes(overlay: tuple[str, list[dict[str, An
     paths = {p["path"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]}
     assert paths == {"/connect", "/oauth/callback", "/admin-consent", "/admin-consent/callback"}
     assert ing["spec"]["tls"]
+    # Strangers' requests are limited per address before they reach auth (issue 16).
+    annotations = ing["metadata"]["annotations"]
+    assert int(annotations["nginx.ingress.kubernetes.io/limit-rps"]) > 0
+    assert int(annotations["nginx.ingress.kubernetes.io/limit-connections"]) > 0
 
 
 def test_monitoring_scrapes_every_process(overlay: tuple[str, list[dict[str, Any]]]) -> None:

@@ -188,7 +188,8 @@ def test_rotate_keys_reencrypts_every_token(
     tmp_path: Path,
     erp_consumer: EventConsumer,
 ) -> None:
-    """``bandeja rotate-keys`` re-encrypts with the newest key; the old key can then go."""
+    """``bandeja rotate-keys`` re-encrypts with the newest key every stored token, a paused
+    mailbox's (which the refresh loop never touches) included; the old key can then go."""
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     env = service_env(
         database_url=clean_database.dsn,
@@ -199,16 +200,30 @@ def test_rotate_keys_reencrypts_every_token(
     )
     services = Services(env, tmp_path).start("auth")
     address = new_address(tenant, "rotate")
-    standin.identity.control.create_user(address, tenant=tenant["id"])
-    assert connect_mailbox(services.auth_url, standin, address).status_code == 200
+    paused = new_address(tenant, "paused")
+    for each in (address, paused):
+        standin.identity.control.create_user(each, tenant=tenant["id"])
+        assert connect_mailbox(services.auth_url, standin, each).status_code == 200
+    paused_id = next(
+        m["id"] for m in services.admin_get("/api/mailboxes").json() if m["address"] == paused
+    )
+    pause = requests.patch(
+        f"{services.auth_url}/api/mailboxes/{paused_id}",
+        json={"state": "paused"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    assert pause.status_code == 200, pause.text
     services.stop()
 
     rotation_env = {**env, "BANDEJA_TOKEN_KEYS": f"{new_key},{old_key}"}
     rotation = ServiceProcess("rotate-keys", rotation_env, tmp_path, free_port())
     assert rotation.process.wait(60) == 0, rotation.logs()
-    row = query(clean_database.dsn, "SELECT token_cache, access_token FROM mailbox_tokens")[0]
-    for column in ("token_cache", "access_token"):
-        Fernet(new_key.encode()).decrypt(bytes(row[column]))  # raises if not re-encrypted
+    rows = query(clean_database.dsn, "SELECT token_cache, access_token FROM mailbox_tokens")
+    assert len(rows) == 2
+    for row in rows:
+        for column in ("token_cache", "access_token"):
+            Fernet(new_key.encode()).decrypt(bytes(row[column]))  # raises if not re-encrypted
 
     only_new = Services({**env, "BANDEJA_TOKEN_KEYS": new_key}, tmp_path).start()
     try:
@@ -225,6 +240,27 @@ def test_rotate_keys_reencrypts_every_token(
             20,
             what="a refresh with the new key only",
         )
+        resume = requests.patch(
+            f"{only_new.auth_url}/api/mailboxes/{paused_id}",
+            json={"state": "active"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert resume.status_code == 200, resume.text
+        with psycopg.connect(clean_database.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE mailbox_tokens SET refresh_due_at = now()")
+            conn.execute("NOTIFY bandeja_token_refresh")
+        wait_until(
+            lambda: query(
+                clean_database.dsn,
+                "SELECT 1 FROM mailbox_tokens WHERE mailbox_id = %s"
+                " AND last_refresh_at IS NOT NULL",
+                paused_id,
+            ),
+            20,
+            what="the resumed mailbox refreshed with the new key only",
+        )
+        assert "token_undecryptable" not in only_new.running["auth"].logs()
     finally:
         only_new.stop()
 

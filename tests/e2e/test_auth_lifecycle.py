@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import requests
+from cryptography.fernet import Fernet
 
+from common.db import TOKEN_REFRESH_CHANNEL
 from standin.testing import StandIn
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_mailbox, connect_new_mailbox
@@ -176,3 +179,114 @@ def test_disconnect_deletes_tokens_and_stops_fetching(
     time.sleep(5)
     assert query(dsn, "SELECT 1 FROM raw_messages") == []
     assert _state(services, address) == "disconnected"
+
+
+def _mailbox_ids(services: Services, addresses: list[str]) -> list[int]:
+    listing = {m["address"]: m["id"] for m in services.admin_get("/api/mailboxes").json()}
+    return [listing[a] for a in addresses]
+
+
+def _refreshed(dsn: str, mailbox_id: int) -> bool:
+    return bool(
+        query(
+            dsn,
+            "SELECT 1 FROM mailbox_tokens WHERE mailbox_id = %s AND last_refresh_at IS NOT NULL",
+            mailbox_id,
+        )
+    )
+
+
+def _make_due(dsn: str, first: int) -> None:
+    """Every token due now, ``first`` ahead of the others: it heads the refresh batch."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE mailbox_tokens SET refresh_due_at = now()"
+            " - CASE WHEN mailbox_id = %s THEN interval '1 minute' ELSE interval '0' END",
+            (first,),
+        )
+        conn.execute(f"NOTIFY {TOKEN_REFRESH_CHANNEL}")
+
+
+def test_an_undecryptable_token_marks_its_mailbox_and_the_batch_goes_on(
+    standin: StandIn, tenant: dict, services: Services, erp_consumer: EventConsumer
+) -> None:
+    """A token sealed with a key no longer configured, at the head of the refresh batch:
+    that mailbox goes to ``error`` (reason, metric, one event) and the mailboxes behind it
+    are refreshed at once, not after the batch's 120 s lease."""
+    addresses = [_connected(standin, services, tenant, f"sealed{i}") for i in range(3)]
+    broken, *others = _mailbox_ids(services, addresses)
+    dsn = services.env["BANDEJA_DATABASE_URL"]
+    foreign = Fernet(Fernet.generate_key())
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE mailbox_tokens SET token_cache = %s WHERE mailbox_id = %s",
+            (foreign.encrypt(b"{}"), broken),
+        )
+    _make_due(dsn, broken)
+    wait_until(lambda: all(_refreshed(dsn, m) for m in others), 20, what="the others refreshed")
+    event = erp_consumer.wait_for("bandeja.mailbox.error", 1, timeout=20)[0]
+    assert event["data"]["mailbox_id"] == broken
+    assert "cannot be decrypted" in event["data"]["error"]
+    [mailbox] = [m for m in services.admin_get("/api/mailboxes").json() if m["id"] == broken]
+    assert mailbox["state"] == "error"
+    assert mailbox["state_reason"]["error"] == "undecryptable_token"
+    assert {_state(services, a) for a in addresses[1:]} == {"active"}
+    metrics_url = f"{services.auth_url}/metrics"
+    assert metric_value(metrics_url, "bandeja_token_undecryptable_total") == 1
+    assert metric_value(metrics_url, "bandeja_mailboxes", {"state": "error"}) == 1
+    assert "refresh_loop_error" not in services.running["auth"].logs()
+
+
+def test_a_token_endpoint_outage_is_a_transient_failure_of_that_mailbox(
+    standin: StandIn, tenant: dict, services: Services, erp_consumer: EventConsumer
+) -> None:
+    """A 503 with Retry-After (msal raises MsalServiceError for it instead of returning):
+    the mailbox that met it is retried no sooner than Retry-After and then refreshed, the
+    one behind it in the batch is refreshed at once, nobody changes state, and the loop
+    itself reports no error."""
+    addresses = [_connected(standin, services, tenant, f"outage{i}") for i in range(2)]
+    unlucky, lucky = _mailbox_ids(services, addresses)
+    dsn = services.env["BANDEJA_DATABASE_URL"]
+    control = standin.identity.control
+    control.inject_failure(503, count=1, retry_after=4)
+    try:
+        failed_at = time.time()
+        _make_due(dsn, unlucky)
+        wait_until(lambda: _refreshed(dsn, lucky), 15, what="the other mailbox refreshed")
+        [row] = query(
+            dsn,
+            "SELECT failure_count, extract(epoch FROM refresh_due_at) AS due"
+            " FROM mailbox_tokens WHERE mailbox_id = %s",
+            unlucky,
+        )
+        assert row["failure_count"] == 1
+        assert float(row["due"]) >= failed_at + 4 - 0.5  # Retry-After honoured
+    finally:
+        control.clear_failures()
+    wait_until(lambda: _refreshed(dsn, unlucky), 30, what="the retry after the outage")
+    assert {_state(services, a) for a in addresses} == {"active"}
+    erp_consumer.drain()
+    assert erp_consumer.of_type("bandeja.mailbox.reauth_needed") == []
+    assert erp_consumer.of_type("bandeja.mailbox.error") == []
+    assert "refresh_loop_error" not in services.running["auth"].logs()
+
+
+def test_short_lived_tokens_are_refreshed_once_per_lifetime_not_on_every_look(
+    standin: StandIn, tenant: dict, services: Services
+) -> None:
+    """With 10 s access tokens (IDLE and polling both reading them), each mailbox's token
+    is refreshed about once per 7-8.5 s of its life: the "too close to expiry" margins
+    scale with the lifetime. A fixed 30 s margin asked for a refresh on every look."""
+    control = standin.identity.control
+    control.set_access_token_lifetime(10)
+    try:
+        addresses = [_connected(standin, services, tenant, f"short{i}") for i in range(2)]
+        time.sleep(2)  # the first fetches and IDLE sessions settle
+        control.reset_stats()
+        time.sleep(14)
+        users = control.stats()["users"]
+    finally:
+        control.set_access_token_lifetime(3600)
+    refreshes = {a: users.get(a, {}).get("refresh_token", 0) for a in addresses}
+    # 14 s / (10 s x 0.70..0.85) is 1-2 refreshes; a margin as long as the token made 7.
+    assert all(1 <= n <= 3 for n in refreshes.values()), refreshes

@@ -1,18 +1,22 @@
 """Fuzz the auth service's HTTP API from docs/openapi.yaml (schemathesis, bounded).
 
 Every generated request, with and without the admin token, must get an answer that the
-description allows: never a 5xx, never a stack trace or exception name in the body.
+description allows: never a 5xx, never a stack trace or exception name in the body. Every
+documented route is fuzzed (the status page and its login included), the callbacks'
+``error*`` parameters behind a really issued state, and methods no route serves.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -81,5 +85,86 @@ def test_auth_api_never_errors_or_leaks_under_fuzzing(
             anonymous = case.call(base_url=base_url, allow_redirects=False, timeout=20)
             assert anonymous.status_code == 401, anonymous.text
             _assert_clean(anonymous)
+
+    fuzz()
+
+
+def _issued_state(base_url: str, start_path: str) -> str:
+    """A state Bandeja really issued: start a flow and read it from the redirect."""
+    start = requests.get(f"{base_url}{start_path}", allow_redirects=False, timeout=20)
+    assert start.status_code == 302, start.text
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    assert state
+    return state
+
+
+@pytest.mark.parametrize(
+    ("label", "start_path"),
+    [
+        ("GET /oauth/callback", "/connect"),
+        ("GET /admin-consent/callback", "/admin-consent"),
+    ],
+)
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_callback_error_parameters_are_fuzzed_behind_a_real_state(
+    module_auth: Services, label: str, start_path: str, mode: GenerationMode
+) -> None:
+    """The callbacks' ``error``, ``error_description`` and ``error_subcode`` as schemathesis
+    generates them, each behind a state Bandeja issued (a made-up state is refused before
+    they are read): a failure page, never a 5xx or a traceback."""
+    operation = OPERATIONS[label]
+    base_url = module_auth.auth_url
+
+    @given(case=operation.as_strategy(mode))
+    @settings(
+        max_examples=25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        query = {k: v for k, v in (case.query or {}).items() if k != "code"}
+        query.setdefault("error", "invalid_request")
+        case.query = {**query, "state": _issued_state(base_url, start_path)}
+        response = case.call(base_url=base_url, allow_redirects=False, timeout=30)
+        case.validate_response(response, checks=[not_a_server_error])
+        assert response.status_code == 400, (case.query, response.text[:300])
+        _assert_clean(response)
+
+    fuzz()
+
+
+_KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+_INVENTED_METHODS = st.from_regex(r"\A[A-Z][A-Z0-9_-]{0,15}\Z").filter(
+    lambda m: m not in _KNOWN_METHODS
+)
+_PATHS = sorted({operation.path for operation in OPERATIONS.values()})
+
+
+def test_invented_methods_get_405_or_404_never_an_error(module_auth: Services) -> None:
+    """Methods no route serves, on every documented path and on unknown ones: 405 or 404
+    with a clean body, with and without the admin token."""
+    base_url = module_auth.auth_url
+
+    @given(
+        method=_INVENTED_METHODS,
+        path=st.sampled_from(_PATHS).map(lambda p: p.replace("{mailbox_id}", "1"))
+        | st.from_regex(r"\A/[a-z0-9/_-]{0,40}\Z"),
+        admin=st.booleans(),
+    )
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(method: str, path: str, admin: bool) -> None:
+        response = requests.request(
+            method, f"{base_url}{path}", headers=ADMIN if admin else {}, timeout=20
+        )
+        assert response.status_code in (404, 405), (method, path, response.status_code)
+        _assert_clean(response)
 
     fuzz()

@@ -20,7 +20,7 @@ from standin.testing import StandIn
 
 CLIENT_ID = "bandeja-test-client"
 CLIENT_SECRET = "test-client-secret-9f2c7e"
-ADMIN_TOKEN = "test-admin-token-4b1d0a"
+ADMIN_TOKEN = "test-admin-token-4b1d0a7e93c2f5a8d6b1"
 
 
 def free_port() -> int:
@@ -95,6 +95,8 @@ def service_env(
         "BANDEJA_POLL_INTERVAL": str(poll_interval),
         # Auth's /metrics shows mailbox states sampled this often (15 s in production).
         "BANDEJA_TOKEN_HEALTH_INTERVAL": "1",
+        # Every test browser is 127.0.0.1: the per-address limit is tested on its own.
+        "BANDEJA_PUBLIC_RATE_LIMIT": "100000/minute",
     }
 
 

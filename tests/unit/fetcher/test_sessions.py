@@ -86,6 +86,22 @@ def test_a_token_about_to_expire_is_not_worth_reusing() -> None:
     assert calls(parked) == ["logout"]
 
 
+def test_a_short_lived_token_keeps_its_session_until_near_its_own_end() -> None:
+    """A 60 s token with 30 s left: a fixed one-minute reserve would never reuse its
+    session; a tenth of its lifetime (6 s) does."""
+    pool = SessionPool(capacity=10, keep_seconds=300)
+    now = datetime.now(UTC)
+    issued, expires = now - timedelta(seconds=30), now + timedelta(seconds=30)
+    parked = session()
+    pool.park(1, ADDRESS, as_imap(parked), expires)
+    assert pool.take(1, ADDRESS, expires, issued) is parked
+    pool.park(1, ADDRESS, as_imap(parked), expires)
+    late = now - timedelta(seconds=100)  # a 130 s token: 13 s reserve, 30 s left
+    assert pool.take(1, ADDRESS, expires, late) is parked
+    pool.park(1, ADDRESS, as_imap(parked), expires)
+    assert pool.take(1, ADDRESS, expires, now - timedelta(hours=1)) is None  # 60 s reserve
+
+
 def test_a_session_the_server_closed_is_dropped(expiry: datetime) -> None:
     pool = SessionPool(capacity=10, keep_seconds=300)
     dead = session(alive=False)
