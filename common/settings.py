@@ -6,8 +6,8 @@ in their entry point and pass it down.
 
 from __future__ import annotations
 
-import re
 import ipaddress
+import re
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
