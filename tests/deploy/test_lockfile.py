@@ -26,7 +26,8 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # What an extra of a direct dependency adds (pip-compile --strip-extras flattens them).
 EXTRA_PACKAGES = {("dramatiq", "rabbitmq"): ["pika"],
                   ("psycopg", "binary"): ["psycopg-binary"],
-                  ("psycopg", "pool"): ["psycopg-pool"]}
+                  ("psycopg", "pool"): ["psycopg-pool"],
+                  ("pyjwt", "crypto"): ["cryptography"]}
 
 
 def _locked() -> dict[str, tuple[str, list[str]]]:
