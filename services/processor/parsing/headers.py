@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
+from common.message_ids import clean_message_id
+
 from .charsets import decode_text
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -124,9 +126,5 @@ def date_header(msg: Message, defects: list[str]) -> datetime | None:
 
 
 def message_id(msg: Message) -> str | None:
-    """Message-ID unfolded and trimmed, angle brackets kept as sent."""
-    raw = raw_value(msg, "message-id")
-    if raw is None:
-        return None
-    cleaned = raw.encode("ascii", "replace").decode("ascii").strip()
-    return cleaned or None
+    """Message-ID unfolded and cleaned as the fetcher stores it, angle brackets kept."""
+    return clean_message_id(raw_value(msg, "message-id"))
