@@ -265,18 +265,19 @@ def save_raw_chunked(
     uidvalidity: int,
     uid: int,
     chunks: Iterator[bytes],
-) -> int:
-    """Store a big mail chunk by chunk as it arrives; memory stays at one chunk.
+) -> tuple[int, int]:
+    """Store a big mail chunk by chunk as it arrives; memory stays at one chunk. Returns
+    its raw id and its size.
 
     The content hash is computed on the way; the Message-ID guard reads the first chunk.
     """
     existing = conn.execute(
-        "SELECT id FROM raw_messages WHERE mailbox_id = %s AND folder = %s"
+        "SELECT id, size FROM raw_messages WHERE mailbox_id = %s AND folder = %s"
         " AND uidvalidity = %s AND uid = %s",
         (mailbox_id, folder, uidvalidity, uid),
     ).fetchone()
     if existing:
-        return int(existing["id"])
+        return int(existing["id"]), int(existing["size"])
     row = conn.execute(
         "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, chunked)"
         " VALUES (%s, %s, %s, %s, '', 0, true) RETURNING id",
@@ -299,12 +300,12 @@ def save_raw_chunked(
     duplicate = _same_mail(conn, mailbox_id, message_id, digest.hexdigest(), raw_id)
     if duplicate is not None:
         conn.execute("DELETE FROM raw_messages WHERE id = %s", (raw_id,))
-        return duplicate
+        return duplicate, size
     conn.execute(
         "UPDATE raw_messages SET sha256 = %s, size = %s, message_id = %s WHERE id = %s",
         (digest.hexdigest(), size, message_id, raw_id),
     )
-    return raw_id
+    return raw_id, size
 
 
 def _same_mail(
