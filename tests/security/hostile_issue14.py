@@ -133,6 +133,23 @@ def xml_attachment_mail(to: str, xml_bytes: int = 20 * 1024 * KIB) -> bytes:
     )
 
 
+
+
+def many_content_types_mail(to: str, parts: int = 990, size: int = 16 * KIB) -> bytes:
+    """``parts`` parts (just under the part limit), each with its own ``size``-byte
+    Content-Type of many parameters: under every per-part cap, and about 190 s of CPU in
+    the modern header parser without a budget per mail."""
+    out = [
+        _headers("hostile: 990 long Content-Types", to),
+        b'Content-Type: multipart/mixed; boundary="hb"\r\n\r\n',
+    ]
+    params = b"a=b; " * (size // 5)
+    for n in range(parts):
+        out.append(b"--hb\r\nContent-Type: text/plain; n=%d; " % n + params + b"\r\n\r\nx\r\n")
+    out.append(b"--hb--\r\n")
+    return b"".join(out)
+
+
 # Subject → builder, in the order they are sent; the subjects name the cases in reports.
 HOSTILE_DATA: dict[str, Callable[[str], bytes]] = {
     "hostile: long Message-ID": long_message_id_mail,
@@ -141,4 +158,5 @@ HOSTILE_DATA: dict[str, Callable[[str], bytes]] = {
     "hostile: S/MIME 10000 parts": smime_many_parts_mail,
     "hostile: HTML 391 KiB": html_end_tags_mail,
     "hostile: HTML 2 MiB": html_2mb_mail,
+    "hostile: 990 long Content-Types": many_content_types_mail,
 }

@@ -89,7 +89,9 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
     if _use_modern(msg, raw):
         try:
             header: Any = msg[name]
-            return [(a.display_name, a.addr_spec) for a in header.addresses]
+            # A plain str, not a header object, once the mail's header budget is spent.
+            if hasattr(header, "addresses"):
+                return [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception as exc:  # noqa: BLE001 - the header parser's bugs vary by version
             defects.append(f"{name}: modern address parser failed ({type(exc).__name__})")
     cap = getattr(msg.policy, "max_header_bytes", None) or len(raw)

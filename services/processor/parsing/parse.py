@@ -67,6 +67,11 @@ def _walk_with(data: bytes, policy: Policy, limits: ParseLimits, defects: list[s
     bodies = Bodies()
     walk(message, state, bodies, 0, "mail")
     _collect_parser_defects(message, state.defects)
+    if policies.header_budget_spent(policy):
+        state.defects.append(
+            f"headers past the first {limits.max_parsed_header_bytes} bytes read leniently,"
+            " each cut to 1024 bytes"
+        )
     return assemble(message, state, bodies)
 
 

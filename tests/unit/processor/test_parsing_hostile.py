@@ -18,6 +18,7 @@ from services.processor.parsing import ParsedMail, ParseLimits, parse_message
 from services.processor.parsing.smime import NotSignedDataError, signed_content
 from tests.security.hostile_issue14 import (
     html_end_tags_mail,
+    many_content_types_mail,
     smime_content_type_mail,
     smime_many_parts_mail,
 )
@@ -217,3 +218,14 @@ def test_html_over_the_render_cap_is_cut_and_its_text_says_so() -> None:
     assert any("only the first 10000 bytes rendered" in d for d in mail.defects)
     assert mail.html_body is not None
     assert "FINAL" in mail.html_body
+
+
+def test_a_thousand_long_content_types_cost_a_budget_not_minutes() -> None:
+    """Parts each under every per-part cap with its own 16 KiB Content-Type cost about
+    0.19 s of CPU each in the modern header parser (990 of them: 190 s); past the mail's
+    header budget they are read leniently, and the parts are still all there."""
+    seconds, outcome = _cpu_seconds(many_content_types_mail("x@corp.example", parts=100))
+    assert isinstance(outcome, ParsedMail)
+    assert outcome.text_body.count("x") >= 100
+    assert any("read leniently" in d for d in outcome.defects)
+    assert seconds < 2.0
