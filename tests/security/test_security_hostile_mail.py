@@ -190,3 +190,5 @@ def test_each_hostile_mail_is_its_own_failure_and_the_mailbox_keeps_flowing(
     )
     assert mailbox == [{"state": "active", "last_error": None}]
     assert all(p.process.poll() is None for p in services.running.values())
+    codes = services.stop()
+    assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
