@@ -141,10 +141,11 @@ def test_each_hostile_mail_is_its_own_failure_and_the_mailbox_keeps_flowing(
     erp_consumer: EventConsumer,
 ) -> None:
     """Mails the database refuses (a 6 KB folded Message-ID, NUL in the Message-ID), S/MIME
-    hiding a 310 KB Content-Type or 10,000 parts, HTML built to be quadratic, and a server
-    that leaves out RFC822.SIZE and once announces a literal of 10^14 bytes: every mail
-    becomes a document with a state and (when failed) a reason within seconds, the normal
-    mail sent after them too, the mailbox stays active and no process dies."""
+    hiding a 310 KB Content-Type or 10,000 parts, HTML built to be quadratic, a 16 MB mail
+    over the cap, and a server that leaves out RFC822.SIZE and once announces a literal of
+    10^14 bytes: every mail becomes a document with a state and (unless processed) a reason
+    within seconds, the normal mail sent after them too, the mailbox stays active and no
+    process dies."""
     address = new_address(tenant, "hostile14")
     standin.identity.control.create_user(address, tenant=tenant["id"])
     for build in HOSTILE_DATA.values():
@@ -152,7 +153,11 @@ def test_each_hostile_mail_is_its_own_failure_and_the_mailbox_keeps_flowing(
     standin.dovecot.append(address, invoice_mail(8, to=address)[0])
     exchange.faults.hide_sizes(address)
     exchange.faults.oversized_literal(address)
-    services = start_services(imap_port=str(exchange.port), idle_sessions="0")
+    # A 4 MiB cap: the 16 MB mail, sizeless, must be found too large by reading it.
+    cap = 4 * 1024 * 1024
+    services = start_services(
+        imap_port=str(exchange.port), idle_sessions="0", max_message_bytes=str(cap)
+    )
     dsn = services.env["BANDEJA_DATABASE_URL"]
 
     started = time.monotonic()
@@ -166,9 +171,12 @@ def test_each_hostile_mail_is_its_own_failure_and_the_mailbox_keeps_flowing(
     }
     assert len(documents) == len(HOSTILE_DATA) + 1, documents
     for subject in HOSTILE_DATA:
-        assert documents[subject]["state"] in {"processed", "failed"}, documents[subject]
-        if documents[subject]["state"] == "failed":
+        assert documents[subject]["state"] in {"processed", "failed", "too_large"}, subject
+        if documents[subject]["state"] != "processed":
             assert documents[subject]["reason"], documents[subject]
+    # No RFC822.SIZE did not make it a 0-byte mail: it was read in chunks up to the cap.
+    assert documents["hostile: 990 long Content-Types"]["state"] == "too_large"
+    assert f"{cap}-byte cap" in documents["hostile: 990 long Content-Types"]["reason"]
     assert documents["hostile: S/MIME 10000 parts"]["state"] == "failed"
     assert "MIME parts" in documents["hostile: S/MIME 10000 parts"]["reason"]
     for subject in ("hostile: long Message-ID", "hostile: NUL in Message-ID"):
