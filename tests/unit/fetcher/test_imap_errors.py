@@ -15,6 +15,7 @@ from services.fetcher.errors import (
 from services.fetcher.imap import (
     MAX_THROTTLE_BACKOFF_SECONDS,
     ImapSession,
+    MessageOverCap,
     cap_literals,
     translate,
     translated,
@@ -129,3 +130,25 @@ def test_a_mail_without_rfc822_size_has_no_size_rather_than_zero() -> None:
         _Client({1: {b"RFC822.SIZE": 10}, 2: {}, 3: {b"RFC822.SIZE": b"NIL"}})  # type: ignore[arg-type]
     )
     assert session.sizes([1, 2, 3]) == {1: 10}
+
+
+class _EndlessMail(_Client):
+    """A server whose mail never ends, whatever size it announced."""
+
+    def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, object]]:
+        start = items[0].split("<")[1].split(".")[0]
+        return {uids[0]: {f"BODY[]<{start}>".encode(): b"x" * 100}}
+
+
+def test_a_mail_read_in_chunks_stops_at_the_cap_whatever_the_server_said() -> None:
+    """Chunks are read until the server has no more, not as many as RFC822.SIZE promised,
+    and reading stops with MessageOverCap once the cap is passed: the mail is then
+    recorded as too large instead of being held in memory or stored cut."""
+    session = ImapSession(_EndlessMail())  # type: ignore[arg-type]
+    chunks = session.fetch_chunks(7, chunk_size=100, cap=1_000)
+    read = []
+    with pytest.raises(MessageOverCap) as over:
+        read.extend(chunks)
+    assert len(read) == 10
+    assert over.value.uid == 7
+    assert over.value.size == 1_100
