@@ -132,8 +132,6 @@ def xml_attachment_mail(to: str, xml_bytes: int = 20 * 1024 * KIB - 64 * KIB) ->
     )
 
 
-
-
 def many_content_types_mail(to: str, parts: int = 990, size: int = 16 * KIB) -> bytes:
     """``parts`` parts (just under the part limit), each with its own ``size``-byte
     Content-Type of many parameters: under every per-part cap, and about 190 s of CPU in
