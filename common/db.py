@@ -1,10 +1,12 @@
-"""PostgreSQL access: connection pools and the NOTIFY channel names."""
+"""PostgreSQL access: connection pools, the NOTIFY channel names, and which database
+errors are the data's fault rather than the database's."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -12,6 +14,49 @@ from psycopg_pool import ConnectionPool
 OUTBOX_CHANNEL = "bandeja_outbox"
 TOKEN_REFRESH_CHANNEL = "bandeja_token_refresh"  # noqa: S105 - a channel name
 MAILBOX_CHANNEL = "bandeja_mailbox"
+
+
+# SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+# The database refused this input, whoever sends it and however often: data exception
+# (22: a NUL, an invalid encoding, a value out of range), integrity constraint violation
+# (23), program limit exceeded (54: an index row over the b-tree limit). psycopg files
+# 54 under OperationalError, beside the outages, so the class is read, not the type.
+_REFUSED_INPUT_CLASSES = frozenset({"22", "23", "54"})
+# The database, not the data, failed: connection exception (08), transaction rollback
+# (40: serialization failure, deadlock), insufficient resources (53), object not in
+# prerequisite state (55: lock not available), operator intervention (57: admin shutdown,
+# query canceled), system error (58).
+_OUTAGE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+def refuses_input(exc: BaseException) -> bool:
+    """Whether a database error is the fault of the data sent, not of the database.
+
+    Such an error comes back on every retry: it is the one mail's own failure, and the
+    rest of its mailbox must not wait behind it. Anything else is retried: retrying after
+    an outage is safe, marking mail failed for an outage is not.
+    """
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate:
+        return exc.sqlstate[:2] in _REFUSED_INPUT_CLASSES
+    # Raised by psycopg itself before anything reached the server, e.g. a str holding
+    # NUL, which PostgreSQL text cannot store.
+    return isinstance(exc, psycopg.DataError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means the database is unwell: retry the work later, whole.
+
+    Errors in neither class (a trigger's RAISE, a programming error) are for the caller
+    to judge.
+    """
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate:
+        return exc.sqlstate[:2] in _OUTAGE_CLASSES
+    # No SQLSTATE: psycopg's own errors, a lost or refused connection among them.
+    return not isinstance(exc, psycopg.DataError)
 
 
 def create_pool(dsn: str, *, name: str, max_size: int = 10) -> ConnectionPool[Connection[dict]]:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
-DEFAULT_PROCESS_BYTES_IN_FLIGHT = 128 * 1024 * 1024
+DEFAULT_PROCESS_BYTES_IN_FLIGHT = 48 * 1024 * 1024
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # 32 characters of a random token (e.g. `openssl rand -hex 32`) put guessing out of reach;
 # the public status login would otherwise be a password prompt for a short word.
@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     # before its mails are settled: one last attempt each, else a `failed` document.
     process_max_retries: int = Field(default=8, ge=0, le=20)
     # Raw mail bytes one processor process loads and parses at once (parsing peaks at about
-    # 8-11x a mail's size): 128 MiB keeps eight threads on large mails near 1.3 GiB,
-    # within the 2 GiB pod limit (services/processor/budget.py).
+    # 8-11x a mail's size, 22x for a mail that is mostly an XML attachment): 48 MiB keeps
+    # eight threads on large mails under 1 GiB, and on XML-heavy ones near 1.3 GiB, within
+    # the 2 GiB pod limit (services/processor/budget.py).
     process_bytes_in_flight: int = Field(default=DEFAULT_PROCESS_BYTES_IN_FLIGHT, ge=1024 * 1024)
     # Consecutive "no such mailbox / no rights" failures before a mailbox goes to error.
     mailbox_error_threshold: int = 3

@@ -20,6 +20,11 @@ class ConnectionDropped(ServiceUnavailable):
     """The server closed the session (``BYE``), or the socket died mid-command."""
 
 
+class ProtocolViolation(ServiceUnavailable):
+    """The server sent what no IMAP session of ours accepts (a literal far over the size
+    cap); the session is dropped without a LOGOUT and the mailbox fetched again later."""
+
+
 class NotConnected(MailboxUnavailable):
     """``BAD User is authenticated but not connected``: no rights on the mailbox, or
     Exchange refusing connections that come too often (docs/architecture.md#exo-responses)."""

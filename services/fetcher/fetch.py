@@ -36,8 +36,13 @@ from common.settings import Settings
 from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from common.tracing import tracer
 from services.fetcher import limits, metrics, store, sync
-from services.fetcher.errors import ConnectionDropped, LeaseLost, TokenRejected
-from services.fetcher.imap import ImapSession
+from services.fetcher.errors import (
+    ConnectionDropped,
+    LeaseLost,
+    ProtocolViolation,
+    TokenRejected,
+)
+from services.fetcher.imap import ImapSession, MessageOverCap
 from services.fetcher.sessions import SessionPool
 
 log = structlog.get_logger(__name__)
@@ -175,8 +180,9 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
         session = ImapSession.open(deps.settings, mailbox.address, usable.token)
     try:
         stats = _drain(deps, mailbox, session)
-    except Throttled:
-        # Not even a LOGOUT: the server asked for silence for the suggested time.
+    except (Throttled, ProtocolViolation):
+        # Not even a LOGOUT: the server asked for silence for the suggested time, or sent
+        # what cannot be read past (a LOGOUT would read the rest of it).
         session.drop()
         raise
     except BaseException:
@@ -205,16 +211,30 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
     _finish_stored(deps, mailbox, session, [s for s in stored.values() if not s.post_action_done])
     new = [uid for uid in unseen if uid not in stored]
     metrics.UNREAD_BACKLOG.inc(len(new))
+    cap = deps.settings.max_message_bytes
     try:
         sizes = session.sizes(new)
-        small, large = sync.split_by_size(new, sizes, deps.settings.max_message_bytes)
+        # A mail without a size is read in chunks: bounded memory whatever it turns out to be.
+        unsized = [uid for uid in new if uid not in sizes]
+        if unsized:
+            log.warning("imap_sizes_missing", mailbox_id=mailbox.id, count=len(unsized))
+        small, large = sync.split_by_size([u for u in new if u in sizes], sizes, cap)
         whole, chunked = sync.split_by_size(small, sizes, deps.settings.chunk_threshold_bytes)
         for batch in sync.batches(
             whole, sizes, max_count=deps.settings.fetch_batch_size, max_bytes=MAX_BATCH_BYTES
         ):
-            _store_batch(deps, mailbox, session, position, session.fetch_bodies(batch), stats)
-        for uid in chunked:
-            _store_chunked(deps, mailbox, session, position, uid, sizes[uid], stats)
+            bodies = session.fetch_bodies(batch)
+            # Checked as read, not as announced: RFC822.SIZE is the server's word.
+            for uid in [uid for uid, body in bodies.items() if len(body) > cap]:
+                sizes[uid] = len(bodies.pop(uid))
+                large.append(uid)
+            _store_batch(deps, mailbox, session, position, bodies, stats)
+        for uid in sorted(chunked + unsized):
+            try:
+                _store_chunked(deps, mailbox, session, position, uid, stats)
+            except MessageOverCap as exc:
+                sizes[uid] = exc.size
+                large.append(uid)
         if large:
             _store_batch(
                 deps,
@@ -272,19 +292,18 @@ def _store_chunked(
     session: ImapSession,
     position: sync.FolderPosition,
     uid: int,
-    size: int,
     stats: RunStats,
 ) -> None:
     with deps.pool.connection() as conn, conn.transaction():
         if not store.renew_lease(conn, mailbox.id, deps.owner):
             raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
-        raw_id = store.save_raw_chunked(
+        raw_id, size = store.save_raw_chunked(
             conn,
             mailbox.id,
             mailbox.folder,
             position.uidvalidity,
             uid,
-            session.fetch_chunks(uid, size, CHUNK_BYTES),
+            session.fetch_chunks(uid, CHUNK_BYTES, deps.settings.max_message_bytes),
         )
         store.save_position(
             conn, mailbox.id, mailbox.folder, sync.FolderPosition(position.uidvalidity, uid)

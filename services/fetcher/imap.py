@@ -15,13 +15,22 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from common.errors import Throttled
 from common.http import tls_context
 from common.settings import Settings
-from services.fetcher.errors import ConnectionDropped, FolderMissing, NotConnected, TokenRejected
+from services.fetcher.errors import (
+    ConnectionDropped,
+    FolderMissing,
+    NotConnected,
+    ProtocolViolation,
+    TokenRejected,
+)
+
+log = structlog.get_logger(__name__)
 
 # Exchange's throttling reply is the one place we must read the server's text: it gives
 # no other signal (docs/architecture.md#exo-responses, imapsync#198/#212).
@@ -31,6 +40,12 @@ _TOKEN_EXPIRED = "AccessTokenExpired"  # noqa: S105 - a server message
 # that is a dropped connection, not a refused token (no forced refresh for it).
 _CONNECTION_LOST = re.compile(r"(socket error|command: \S+ => )", re.I)
 _NOT_CONNECTED = "User is authenticated but not connected"
+
+# The server's suggested backoff is obeyed up to this; past it a tenant would stay silent
+# for as long as the server (or whoever speaks for it) likes.
+MAX_THROTTLE_BACKOFF_SECONDS = 15 * 60
+# Enough of a mail's header section to read its envelope from (the processor reads 256 KiB).
+HEADER_BYTES = 1024 * 1024
 
 SEEN = b"\\Seen"
 FLAGGED = b"\\Flagged"
@@ -43,11 +58,27 @@ class FolderStatus:
     exists: int
 
 
+class OversizedLiteral(Exception):
+    """The server announced a literal larger than the session will read.
+
+    Not an imaplib error on purpose: imaplib re-raises its own errors as new ones, by text.
+    """
+
+
+class MessageOverCap(Exception):
+    """A mail turned out larger than the cap while it was being read."""
+
+    def __init__(self, uid: int, size: int) -> None:
+        super().__init__(f"message {uid} is larger than the cap ({size}+ bytes read)")
+        self.uid = uid
+        self.size = size
+
+
 def translate(exc: BaseException) -> Exception:
     """Map one imapclient / socket / TLS failure to the most specific Bandeja error."""
     text = str(exc)
     if throttled := _THROTTLED.search(text):
-        return Throttled(text, backoff_seconds=int(throttled.group(1)) / 1000)
+        return Throttled(text, backoff_seconds=_throttle_backoff(int(throttled.group(1)) / 1000))
     if _TOKEN_EXPIRED in text:
         return TokenRejected(text, expired=True)
     if _NOT_CONNECTED in text:
@@ -59,12 +90,45 @@ def translate(exc: BaseException) -> Exception:
     return ConnectionDropped(f"protocol error: {text}")
 
 
+def _throttle_backoff(suggested: float) -> float:
+    if suggested <= MAX_THROTTLE_BACKOFF_SECONDS:
+        return suggested
+    log.warning(
+        "imap_throttle_backoff_capped",
+        suggested_seconds=suggested,
+        capped_seconds=MAX_THROTTLE_BACKOFF_SECONDS,
+    )
+    return float(MAX_THROTTLE_BACKOFF_SECONDS)
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     try:
         yield
     except (IMAPClientError, OSError) as exc:
         raise translate(exc) from exc
+    except OversizedLiteral as exc:
+        raise ProtocolViolation(str(exc)) from exc
+
+
+def cap_literals(client: IMAPClient, cap: int) -> None:
+    """Refuse any literal the server announces above ``cap`` bytes, before reading it.
+
+    imaplib reads an announced ``{N}`` literal with one ``read(N)`` (imaplib.IMAP4.
+    _get_response): ``{100000000000000}`` is a MemoryError, and anything short of that
+    is memory the server decides. The session cannot go on after a refusal (the literal
+    is still on the wire), so it ends as a protocol error and is dropped.
+    """
+    imap = client._imap
+    read = imap.read
+
+    def bounded_read(size: int) -> bytes:
+        if size > cap:
+            raise OversizedLiteral(f"server announced a literal of {size} bytes (cap {cap})")
+        data: bytes = read(size)
+        return data
+
+    imap.read = bounded_read
 
 
 class ImapSession:
@@ -84,6 +148,7 @@ class ImapSession:
                 timeout=settings.imap_timeout,
             )
             quiet_imaplib(client)
+            cap_literals(client, literal_cap(settings))
             try:
                 client.oauth2_login(address, access_token)
             except BaseException:
@@ -123,11 +188,18 @@ class ImapSession:
             return sorted(int(u) for u in self._client.search(["UNSEEN"]))
 
     def sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE of each mail that has one; a mail the server gave no (or no
+        numeric) size for is left out: its size is unknown, never 0."""
         if not uids:
             return {}
         with translated():
             data = self._client.fetch(uids, ["RFC822.SIZE"])
-        return {int(uid): int(item[b"RFC822.SIZE"]) for uid, item in data.items()}
+        sizes = {}
+        for uid, item in data.items():
+            size = item.get(b"RFC822.SIZE")
+            if isinstance(size, int) or (isinstance(size, bytes) and size.isdigit()):
+                sizes[int(uid)] = int(size)
+        return sizes
 
     def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
         """Whole messages, without setting \\Seen (BODY.PEEK)."""
@@ -137,16 +209,21 @@ class ImapSession:
             data = self._client.fetch(uids, ["BODY.PEEK[]"])
         return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items() if b"BODY[]" in item}
 
-    def fetch_chunks(self, uid: int, size: int, chunk_size: int) -> Iterator[bytes]:
+    def fetch_chunks(self, uid: int, chunk_size: int, cap: int) -> Iterator[bytes]:
         """One big mail in partial FETCHes (RFC 3501 §6.4.5 ``BODY.PEEK[]<start.length>``),
-        so neither side holds it whole."""
-        for start in range(0, max(size, 1), chunk_size):
+        so neither side holds it whole. Read until the server has no more, whatever size
+        it announced; ``MessageOverCap`` once more than ``cap`` bytes came."""
+        start = 0
+        while True:
             item = f"BODY.PEEK[]<{start}.{chunk_size}>"
             with translated():
                 data = self._client.fetch([uid], [item])
             part = data.get(uid, {}).get(f"BODY[]<{start}>".encode())
             if not part:
                 return
+            start += len(part)
+            if start > cap:
+                raise MessageOverCap(uid, start)
             yield bytes(part)
             if len(part) < chunk_size:
                 return
@@ -154,12 +231,13 @@ class ImapSession:
     def fetch_headers(self, uids: list[int]) -> dict[int, bytes]:
         if not uids:
             return {}
+        # A partial fetch: a header section can be as large as the mail.
         with translated():
-            data = self._client.fetch(uids, ["BODY.PEEK[HEADER]"])
+            data = self._client.fetch(uids, [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>"])
         return {
-            int(uid): bytes(item[b"BODY[HEADER]"])
+            int(uid): bytes(item[b"BODY[HEADER]<0>"])
             for uid, item in data.items()
-            if b"BODY[HEADER]" in item
+            if b"BODY[HEADER]<0>" in item
         }
 
     def apply_post_action(self, uids: list[int], action: str, move_to: str | None) -> None:
@@ -187,6 +265,13 @@ class ImapSession:
         """Close the socket without a LOGOUT."""
         with suppress(IMAPClientError, OSError):
             self._client.shutdown()
+
+
+def literal_cap(settings: Settings) -> int:
+    """The largest literal a session reads. Above the mail size cap, because RFC822.SIZE
+    is the server's estimate (a mail it says is under the cap may be a little over: read,
+    and recorded as too large); far above it is no mail Bandeja would keep whole."""
+    return 2 * settings.max_message_bytes + HEADER_BYTES
 
 
 def quiet_imaplib(client: IMAPClient) -> None:
@@ -217,6 +302,6 @@ def _forget_pre_login_capabilities(client: IMAPClient) -> None:
 def _close_quietly(client: IMAPClient) -> None:
     try:
         client.logout()
-    except (IMAPClientError, OSError):
+    except (IMAPClientError, OSError, OversizedLiteral):
         with suppress(IMAPClientError, OSError):
             client.shutdown()

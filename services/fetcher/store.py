@@ -11,12 +11,18 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
+import psycopg
+import structlog
 from psycopg import Connection
 
 from common import events
+from common.db import refuses_input
 from common.errors import TokenNotReady
+from common.message_ids import clean_message_id
 from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from services.fetcher.sync import FolderPosition
+
+log = structlog.get_logger(__name__)
 
 LEASE_TTL = timedelta(seconds=90)
 
@@ -208,7 +214,7 @@ def save_raw_batch(
     Keyed on (mailbox, folder, UIDVALIDITY, UID); Message-ID plus content hash is the
     second guard, for the same mail seen under a new UIDVALIDITY.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for uid, data in bodies.items():
         too_large = too_large_sizes is not None and uid in too_large_sizes
         rows.append(
@@ -225,15 +231,43 @@ def save_raw_batch(
                 "too_large": too_large,
             }
         )
+    try:
+        with conn.transaction():  # a savepoint: a refusal undoes only this attempt
+            return _insert_raw(conn, rows)
+    except psycopg.Error as exc:
+        if not refuses_input(exc):
+            raise
+        log.warning("raw_batch_refused_storing_one_by_one", sqlstate=exc.sqlstate)
+    return {row["uid"]: _insert_raw_alone(conn, row) for row in rows}
+
+
+def _insert_raw(conn: Connection[Any], rows: list[dict[str, Any]]) -> dict[int, int]:
     raw_ids: dict[int, int] = {}
     with conn.cursor() as cursor:
         cursor.executemany(_SAVE_RAW, rows, returning=True)
-        for uid in bodies:
+        for row in rows:
             stored = cursor.fetchone()
             assert stored is not None
-            raw_ids[uid] = int(stored["id"])
+            raw_ids[row["uid"]] = int(stored["id"])
             cursor.nextset()
     return raw_ids
+
+
+def _insert_raw_alone(conn: Connection[Any], row: dict[str, Any]) -> int:
+    """One mail the database refused in its batch: stored as is if it was another mail's
+    fault, else without the Message-ID the database refused (the processor reads it again
+    from the raw bytes, which are all kept)."""
+    try:
+        with conn.transaction():
+            return _insert_raw(conn, [row])[row["uid"]]
+    except psycopg.Error as exc:
+        if not refuses_input(exc):
+            raise
+        log.warning(
+            "raw_mail_refused_stored_without_message_id", uid=row["uid"], sqlstate=exc.sqlstate
+        )
+    with conn.transaction():
+        return _insert_raw(conn, [{**row, "message_id": None}])[row["uid"]]
 
 
 def save_raw_chunked(
@@ -243,18 +277,19 @@ def save_raw_chunked(
     uidvalidity: int,
     uid: int,
     chunks: Iterator[bytes],
-) -> int:
-    """Store a big mail chunk by chunk as it arrives; memory stays at one chunk.
+) -> tuple[int, int]:
+    """Store a big mail chunk by chunk as it arrives; memory stays at one chunk. Returns
+    its raw id and its size.
 
     The content hash is computed on the way; the Message-ID guard reads the first chunk.
     """
     existing = conn.execute(
-        "SELECT id FROM raw_messages WHERE mailbox_id = %s AND folder = %s"
+        "SELECT id, size FROM raw_messages WHERE mailbox_id = %s AND folder = %s"
         " AND uidvalidity = %s AND uid = %s",
         (mailbox_id, folder, uidvalidity, uid),
     ).fetchone()
     if existing:
-        return int(existing["id"])
+        return int(existing["id"]), int(existing["size"])
     row = conn.execute(
         "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, chunked)"
         " VALUES (%s, %s, %s, %s, '', 0, true) RETURNING id",
@@ -277,12 +312,12 @@ def save_raw_chunked(
     duplicate = _same_mail(conn, mailbox_id, message_id, digest.hexdigest(), raw_id)
     if duplicate is not None:
         conn.execute("DELETE FROM raw_messages WHERE id = %s", (raw_id,))
-        return duplicate
+        return duplicate, size
     conn.execute(
         "UPDATE raw_messages SET sha256 = %s, size = %s, message_id = %s WHERE id = %s",
         (digest.hexdigest(), size, message_id, raw_id),
     )
-    return raw_id
+    return raw_id, size
 
 
 def _same_mail(
@@ -344,7 +379,4 @@ def mark_post_action_done(conn: Connection[Any], raw_ids: list[int]) -> None:
 def _message_id(data: bytes) -> str | None:
     head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text or None
+    return clean_message_id(None if value is None else str(value))

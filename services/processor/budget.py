@@ -6,8 +6,19 @@ parser's lines and tree, the decoded attachments): 7.7x by tracemalloc for one 3
 eight 35 MB mails peaked at 2,446 MiB (`python -m bench.parse_memory --budget-mib 0`): a
 2 GiB pod is OOM-killed, and RabbitMQ hands the same unacknowledged messages to the next
 pod, which dies the same way. So a batch reserves its raw bytes before it loads them and
-waits while the budget is spent (128 MiB: 1,260 MiB peak for the same mails, no slower). A
-batch larger than the whole budget still runs, alone: no mail is refused for its size here.
+waits while the budget is spent (128 MiB: 1,260 MiB peak for the same mails, 64 MiB: 961
+MiB, no slower). A batch larger than the whole budget still runs, alone: no mail is
+refused for its size here.
+
+XML attachments cost more: the invoice extractors parse each one (up to
+``ParseLimits.max_xml_bytes``) into an ElementTree, about 24 times the XML's size for the
+smallest elements (``<a/>``), 9 times for an invoice's. A 28.6 MB mail that is one 20 MB
+XML attachment of ``<a/>`` peaks at 22 times its size (+605 MiB; ``python -m
+bench.parse_memory --xml-bytes 20900000 --mails 1 --budget-mib 0``). Eight of them, eight
+threads, peaked at 2,703 MiB under a 128 MiB budget, 1,739 MiB under 64 MiB and 1,272 MiB
+under 48 MiB (more than the single mail's factor says: memory freed by one thread is not
+all given back to the system before the next mail). The default budget is therefore
+48 MiB, about a fortieth of the 2 GiB pod.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from common.db import is_outage
 from common.errors import PermanentError, UnparseableMail
 from common.settings import DEFAULT_PROCESS_BYTES_IN_FLIGHT
 from services.processor import crashes, metrics, store
@@ -182,10 +183,14 @@ def _write_all(conn: Connection[Any], batch: list[Parsed]) -> Written:
         with conn.transaction():
             ids = store.write_documents(conn, drafts)
         return {d.raw.id: (ids[d.raw.id], d) for d in drafts}
-    except psycopg.OperationalError:
-        raise  # the database is unwell, not the data: retry the whole batch later
     except psycopg.Error as exc:
-        log.warning("batch_refused_writing_one_by_one", error_type=type(exc).__name__)
+        if is_outage(exc):
+            raise  # the database is unwell, not the data: retry the whole batch later
+        log.warning(
+            "batch_refused_writing_one_by_one",
+            error_type=type(exc).__name__,
+            sqlstate=exc.sqlstate,
+        )
     return {d.raw.id: _write_alone(conn, d) for d in drafts}
 
 
@@ -193,9 +198,9 @@ def _write_alone(conn: Connection[Any], draft: store.Draft) -> tuple[Any, store.
     try:
         with conn.transaction():
             return store.write_documents(conn, [draft])[draft.raw.id], draft
-    except psycopg.OperationalError:
-        raise
     except psycopg.Error as exc:
+        if is_outage(exc):
+            raise
         # What the parser produced broke a CRM constraint. The raw bytes stay in
         # raw_messages; the document says so, so the failure is visible, not silent.
         # No traceback: PostgreSQL's message can quote the mail's content.

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from common.db import is_outage
 from common.errors import TransientError
 from services.processor import crashes, metrics, store
 from services.processor.process import (
@@ -81,8 +82,12 @@ def settle(
             try:
                 outcomes[raw_id] = process_messages(deps, [raw_id])[raw_id]
                 continue
-            except (psycopg.OperationalError, TransientError):
-                raise  # the database or a busy processor, not the mail: settle again later
+            except TransientError:
+                raise  # a busy processor, not the mail: settle again later
+            except psycopg.Error as exc:
+                if is_outage(exc):
+                    raise  # the database, not the mail: settle again later
+                error = type(exc).__name__
             except RawMessageMissing:
                 outcomes[raw_id] = MISSING
                 continue

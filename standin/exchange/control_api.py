@@ -19,7 +19,7 @@ from standin.exchange.stats import ProxyStats
 
 FAULT_METHODS = frozenset({"reset", "throttle", "clear_throttle", "not_connected",
                            "clear_not_connected", "set_connection_limit", "random_byes",
-                           "bye_mid_fetch"})
+                           "bye_mid_fetch", "oversized_literal", "hide_sizes"})
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
 
 

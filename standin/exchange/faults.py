@@ -67,6 +67,8 @@ class Faults:
             self._throttles: list[Throttle] = []
             self._not_connected: list[_Armed] = []
             self._mid_fetch: list[_Armed] = []
+            self._oversized: list[_Armed] = []
+            self._sizes_hidden: list[_Armed] = []
             self._connection_limit = self._default_limit
             self._refusal: Refusal = "auth_failed"
             self._bye_probability = 0.0
@@ -110,6 +112,20 @@ class Faults:
         with self._lock:
             self._mid_fetch.append(_Armed(match, count, after_lines))
 
+    def oversized_literal(self, match: str | None = None, size: int = 10**14,
+                          count: int | None = 1) -> None:
+        """The next `count` FETCH replies carrying a literal (of matching users) announce
+        `size` bytes instead of the real size, and the connection closes: a hostile or
+        broken server deciding how much its client reads."""
+        with self._lock:
+            self._oversized.append(_Armed(match, count, size))
+
+    def hide_sizes(self, match: str | None = None, count: int | None = None) -> None:
+        """FETCH replies (of matching users) leave out RFC822.SIZE; `count` FETCH commands
+        (None: all of them until reset)."""
+        with self._lock:
+            self._sizes_hidden.append(_Armed(match, count))
+
     # --- read by sessions -----------------------------------------------------------
     @property
     def connection_limit(self) -> tuple[int, Refusal]:
@@ -139,3 +155,12 @@ class Faults:
     def roll_random_bye(self) -> bool:
         with self._lock:
             return self._bye_probability > 0 and self._rng.random() < self._bye_probability
+
+    def take_oversized_literal(self, user: str) -> int | None:
+        with self._lock:
+            armed = _take(self._oversized, user)
+            return None if armed is None else armed.value
+
+    def take_sizes_hidden(self, user: str) -> bool:
+        with self._lock:
+            return _take(self._sizes_hidden, user) is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 
 from standin.exchange import personality as exo
@@ -30,6 +31,8 @@ from standin.exchange.tokens import TokenChecker
 
 log = logging.getLogger(__name__)
 _FETCH_VERBS = frozenset({"FETCH", "UID FETCH"})
+_RFC822_SIZE = re.compile(rb" ?RFC822\.SIZE \d+")
+_LITERAL_SIZE = re.compile(rb"\{\d+\}(?=\r?\n\Z)")
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Session:
         self.idle_tag: str | None = None
         self.fetch_lines = 0
         self.bye_after: int | None = None
+        self.hide_sizes = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -209,6 +213,7 @@ class Session:
         if command.verb in _FETCH_VERBS:
             self.fetch_lines = 0
             self.bye_after = faults.take_mid_fetch(user or "")
+            self.hide_sizes = faults.take_sizes_hidden(user or "")
         self.verbs[command.tag] = command.verb
         await self._forward(command)
 
@@ -266,11 +271,24 @@ class Session:
         if line is None:
             return
         response.parts[0] = line
+        if number.isdigit() and rest.upper().startswith("FETCH"):
+            await self._hostile_fetch(response)
         await self._send(response)
         if number.isdigit() and rest.upper().startswith("FETCH"):
             self.fetch_lines += 1
             if self.bye_after is not None and self.fetch_lines >= self.bye_after:
                 await self._bye("mid_fetch", exo.CONNECTION_CLOSED)
+
+    async def _hostile_fetch(self, response: Response) -> None:
+        """What the oversized_literal and hide_sizes switches do to one FETCH reply."""
+        if self.hide_sizes:
+            response.parts[0] = _RFC822_SIZE.sub(b"", response.parts[0]).replace(b"( ", b"(")
+        if len(response.parts) > 1:
+            size = self.ctx.faults.take_oversized_literal(self.user or "")
+            if size is not None:
+                # Announce it, send none of it, and hang up: nothing can follow such a claim.
+                await self._send(_LITERAL_SIZE.sub(b"{%d}" % size, response.parts[0]))
+                raise _Ended
 
     async def _tagged(self, tag: str, status: str, rest: str) -> None:
         verb = self.verbs.pop(tag, "")

@@ -9,7 +9,12 @@ import pytest
 
 from standin.testing import StandIn
 from tests.conftest import auth_port, clean_database, database, standin, tenant, vhost  # noqa: F401
-from tests.e2e.conftest import erp_consumer, services, services_env  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    erp_consumer,
+    services,
+    services_env,
+    start_services,
+)
 from tests.support.infra import TestDatabase, TestVhost
 from tests.support.services import Services, new_token_keys, service_env
 

@@ -9,17 +9,23 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+from collections.abc import Callable, Iterator
 
 import psutil
 import psycopg
+import pytest
 
+from common.message_ids import MAX_MESSAGE_ID_CHARS
+from standin.exchange.server import ExchangeProxy
 from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.security.hostile import HOSTILE
+from tests.security.hostile_issue14 import HOSTILE_DATA
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_mailbox
 from tests.support.mail import invoice_mail
 from tests.support.services import Services
+from tests.support.waiting import metric_value, query, wait_until
 
 MAX_RSS = 500 * 1024 * 1024
 EXPECTED_STATE = {  # by subject prefix
@@ -119,3 +125,78 @@ def test_hostile_mail_ends_as_bounded_documents_and_the_worker_keeps_serving(
     assert "../../etc/passwd" in originals
     assert "bell\x07\x1b[31mred\x7f.pdf" in originals
     assert services.running["processor"].process.poll() is None
+
+
+@pytest.fixture
+def exchange(standin: StandIn) -> Iterator[ExchangeProxy]:
+    with ExchangeProxy.for_standin(standin, tls=True) as proxy:
+        yield proxy
+
+
+def test_each_hostile_mail_is_its_own_failure_and_the_mailbox_keeps_flowing(
+    standin: StandIn,
+    tenant: dict,
+    exchange: ExchangeProxy,
+    start_services: Callable[..., Services],
+    erp_consumer: EventConsumer,
+) -> None:
+    """Mails the database refuses (a 6 KB folded Message-ID, NUL in the Message-ID), S/MIME
+    hiding a 310 KB Content-Type or 10,000 parts, HTML built to be quadratic, a 16 MB mail
+    over the cap, and a server that leaves out RFC822.SIZE and once announces a literal of
+    10^14 bytes: every mail becomes a document with a state and (unless processed) a reason
+    within seconds, the normal mail sent after them too, the mailbox stays active and no
+    process dies."""
+    address = new_address(tenant, "hostile14")
+    standin.identity.control.create_user(address, tenant=tenant["id"])
+    for build in HOSTILE_DATA.values():
+        standin.dovecot.append(address, build(address))
+    standin.dovecot.append(address, invoice_mail(8, to=address)[0])
+    exchange.faults.hide_sizes(address)
+    exchange.faults.oversized_literal(address)
+    # A 4 MiB cap: the 16 MB mail, sizeless, must be found too large by reading it.
+    cap = 4 * 1024 * 1024
+    services = start_services(
+        imap_port=str(exchange.port), idle_sessions="0", max_message_bytes=str(cap)
+    )
+    dsn = services.env["BANDEJA_DATABASE_URL"]
+
+    started = time.monotonic()
+    assert connect_mailbox(services.auth_url, standin, address).status_code == 200
+    wait_for_documents(erp_consumer, len(HOSTILE_DATA) + 1, timeout=60)
+    seconds = time.monotonic() - started
+
+    documents = {
+        d["subject"]: d
+        for d in query(dsn, "SELECT subject, state, reason, message_id FROM documents")
+    }
+    assert len(documents) == len(HOSTILE_DATA) + 1, documents
+    for subject in HOSTILE_DATA:
+        assert documents[subject]["state"] in {"processed", "failed", "too_large"}, subject
+        if documents[subject]["state"] != "processed":
+            assert documents[subject]["reason"], documents[subject]
+    # No RFC822.SIZE did not make it a 0-byte mail: it was read in chunks up to the cap.
+    assert documents["hostile: 990 long Content-Types"]["state"] == "too_large"
+    assert f"{cap}-byte cap" in documents["hostile: 990 long Content-Types"]["reason"]
+    assert documents["hostile: S/MIME 10000 parts"]["state"] == "failed"
+    assert "MIME parts" in documents["hostile: S/MIME 10000 parts"]["reason"]
+    for subject in ("hostile: long Message-ID", "hostile: NUL in Message-ID"):
+        assert documents[subject]["state"] == "processed"
+        assert "\x00" not in documents[subject]["message_id"]
+        assert len(documents[subject]["message_id"]) <= MAX_MESSAGE_ID_CHARS
+    assert documents["Factura electrónica N° 1008"]["state"] == "processed"
+    assert seconds < 45, f"documents took {seconds:.0f} s"
+
+    fetcher = services.running["fetcher"]
+    protocol_errors = metric_value(
+        f"{fetcher.ops_url}/metrics", "bandeja_imap_errors_total", {"kind": "protocol"}
+    )
+    assert protocol_errors >= 1  # the announced literal ended a session, and was retried
+    mailbox = wait_until(
+        lambda: query(dsn, "SELECT state, last_error FROM mailboxes WHERE last_error IS NULL"),
+        30,
+        what="a clean fetch run after the protocol error",
+    )
+    assert mailbox == [{"state": "active", "last_error": None}]
+    assert all(p.process.poll() is None for p in services.running.values())
+    codes = services.stop()
+    assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"

@@ -47,7 +47,7 @@ def assemble(message: Message, state: Walk, bodies: Bodies) -> ParsedMail:
         from_address=base.from_address,
         to=base.to,
         date=base.date,
-        text_body=render_text(bodies),
+        text_body=render_text(bodies, state),
         html_body="\n".join(bodies.html) if bodies.html else None,
         attachments=attachments,
         invoices=invoices,

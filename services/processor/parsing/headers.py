@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
+from common.message_ids import clean_message_id
+
 from .charsets import decode_text
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -87,7 +89,9 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
     if _use_modern(msg, raw):
         try:
             header: Any = msg[name]
-            return [(a.display_name, a.addr_spec) for a in header.addresses]
+            # A plain str, not a header object, once the mail's header budget is spent.
+            if hasattr(header, "addresses"):
+                return [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception as exc:  # noqa: BLE001 - the header parser's bugs vary by version
             defects.append(f"{name}: modern address parser failed ({type(exc).__name__})")
     cap = getattr(msg.policy, "max_header_bytes", None) or len(raw)
@@ -124,9 +128,5 @@ def date_header(msg: Message, defects: list[str]) -> datetime | None:
 
 
 def message_id(msg: Message) -> str | None:
-    """Message-ID unfolded and trimmed, angle brackets kept as sent."""
-    raw = raw_value(msg, "message-id")
-    if raw is None:
-        return None
-    cleaned = raw.encode("ascii", "replace").decode("ascii").strip()
-    return cleaned or None
+    """Message-ID unfolded and cleaned as the fetcher stores it, angle brackets kept."""
+    return clean_message_id(raw_value(msg, "message-id"))

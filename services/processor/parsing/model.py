@@ -27,6 +27,10 @@ class ParseLimits:
     # RFC 5322 2.1.1 allows 998 octets a line; a folded To: of 300 people is ~16 KiB. The
     # modern header parser takes ~20 µs a byte on address lists, so longer values skip it.
     max_header_bytes: int = 16 * 1024
+    # All header values of one mail (its parts and anything unwrapped from it) that the
+    # modern header parser may read; the rest are read the compat32 way (policies.py).
+    # A normal mail uses a few KB; 64 KiB of hostile values cost about a second of CPU.
+    max_parsed_header_bytes: int = 64 * 1024
     max_tnef_attributes: int = 10_000
     max_xml_bytes: int = 20 * MIB
     max_html_render_bytes: int = 5 * MIB

@@ -17,6 +17,7 @@ from common.errors import UnparseableMail
 from . import guard, policies
 from .assemble import assemble, headers_only
 from .charsets import decode_text
+from .entity import read_entity
 from .model import ParsedMail, ParseLimits
 from .walk import Bodies, Walk, walk
 
@@ -49,7 +50,6 @@ def parse_headers_only(raw_head: bytes) -> ParsedMail:
 
 def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
     data = guard.check_input(raw, limits)
-    guard.check_structure(data, limits)
     try:
         return _walk_with(data, policies.modern(limits), limits, [])
     except UnparseableMail:
@@ -60,13 +60,18 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
 
 
 def _walk_with(data: bytes, policy: Policy, limits: ParseLimits, defects: list[str]) -> ParsedMail:
-    message = email.parser.BytesParser(policy=policy).parsebytes(data)
+    message = read_entity(data, limits, policy)
     if not message.keys():
         return _headerless(data)
-    state = Walk(limits, defects=defects)
+    state = Walk(limits, policy, defects=defects)
     bodies = Bodies()
     walk(message, state, bodies, 0, "mail")
     _collect_parser_defects(message, state.defects)
+    if policies.header_budget_spent(policy):
+        state.defects.append(
+            f"headers past the first {limits.max_parsed_header_bytes} bytes read leniently,"
+            " each cut to 1024 bytes"
+        )
     return assemble(message, state, bodies)
 
 

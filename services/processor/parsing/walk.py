@@ -7,17 +7,17 @@ input's ambitions.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 from dataclasses import dataclass, field
 from email.message import Message
+from email.policy import Policy
 
 from common.errors import UnparseableMail
 
 from . import parts, smime, tnef
 from .charsets import decode_text
+from .entity import read_entity
 from .headers import addresses, format_address, text_header
-from .html_text import html_to_text
+from .html_text import html_to_text, longer_than
 from .model import ParseLimits
 
 _SIGNATURES = frozenset(
@@ -50,6 +50,8 @@ class Walk:
     """What one walk has gathered so far, and what it has spent."""
 
     limits: ParseLimits
+    # The outer mail's policy, for whatever is unwrapped from it (entity.read_entity).
+    policy: Policy
     attachments: list[Found] = field(default_factory=list)
     all_html: list[str] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
@@ -125,10 +127,11 @@ def _walk_forwarded(part: Message, state: Walk, bodies: Bodies, depth: int) -> N
         return
     own = Bodies()
     walk(message, state, own, depth + 1, "forwarded")
-    bodies.forwarded.append(_forwarded_text(message, own, state.defects))
+    bodies.forwarded.append(_forwarded_text(message, own, state))
 
 
-def _forwarded_text(message: Message, own: Bodies, defects: list[str]) -> str:
+def _forwarded_text(message: Message, own: Bodies, state: Walk) -> str:
+    defects = state.defects
     senders = addresses(message, "from", defects)
     lines = ["---------- Forwarded message ----------"]
     if senders:
@@ -137,14 +140,22 @@ def _forwarded_text(message: Message, own: Bodies, defects: list[str]) -> str:
         value = text_header(message, name, defects)
         if value:
             lines.append(f"{name.title()}: {value}")
-    return ("\n".join(lines) + "\n\n" + render_text(own)).rstrip()
+    return ("\n".join(lines) + "\n\n" + render_text(own, state)).rstrip()
 
 
-def render_text(bodies: Bodies) -> str:
-    """Plain text if there was any, else the HTML rendered, then any forwarded mail."""
+def render_text(bodies: Bodies, state: Walk) -> str:
+    """Plain text if there was any, else the HTML rendered, then any forwarded mail.
+
+    HTML past ``max_html_render_bytes`` is not rendered (the text says so); the HTML
+    itself is kept whole in the document.
+    """
     own = "\n\n".join(bodies.plain) if bodies.plain else ""
     if not own and bodies.html:
-        own = html_to_text("\n".join(bodies.html))
+        html = "\n".join(bodies.html)
+        limit = state.limits.max_html_render_bytes
+        own = html_to_text(html, limit)
+        if longer_than(html, limit):
+            state.defects.append(f"text/html: only the first {limit} bytes rendered as text")
     return "\n\n".join(text for text in (own, *bodies.forwarded) if text)
 
 
@@ -209,5 +220,5 @@ def _unpack_smime(
         state.attachments.append(_found(part, "application/pkcs7-mime", content, name, "smime"))
         return
     state.spend(len(inner))
-    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(inner)
+    message = read_entity(inner, state.limits, state.policy)
     walk(message, state, bodies, depth + 1, "smime")

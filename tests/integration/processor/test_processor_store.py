@@ -3,6 +3,7 @@ failures, batches (issues 5 and 8)."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -129,6 +130,33 @@ def test_a_mail_the_crm_refuses_does_not_hold_back_its_batch(
         validate_event(row["event"])
     [kept] = rows(clean_database.dsn, f"SELECT raw FROM raw_messages WHERE id = {raw_ids[1]}")
     assert bytes(kept["raw"]) == mails[1]
+
+
+def test_a_program_limit_the_crm_hits_on_one_mail_is_that_mails_failure(
+    pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int
+) -> None:
+    """PostgreSQL files "program limit exceeded" (SQLSTATE 54, here an index row over the
+    b-tree limit) under OperationalError, beside real outages; it is the mail's own
+    failure, classified by SQLSTATE class: the batch is written, that mail as ``failed``,
+    instead of the batch being retried until it is settled."""
+    with psycopg.connect(clean_database.dsn) as conn:
+        conn.execute("CREATE INDEX documents_by_subject ON documents (subject)")
+    try:
+        mails = [invoice_mail(n, to="docs@corp.example")[0] for n in range(3)]
+        # Random, so that compression cannot bring the index row under the limit.
+        subject = "Subject: " + secrets.token_hex(3_000) + " "
+        mails[1] = mails[1].replace(b"Subject: ", subject.encode(), 1)
+        raw_ids = [store_raw(clean_database.dsn, mailbox_id, n, m) for n, m in enumerate(mails, 1)]
+        deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
+
+        outcomes = process_messages(deps, raw_ids)
+    finally:
+        with psycopg.connect(clean_database.dsn) as conn:
+            conn.execute("DROP INDEX documents_by_subject")
+    assert outcomes == {raw_ids[0]: "processed", raw_ids[1]: "failed", raw_ids[2]: "processed"}
+    docs = rows(clean_database.dsn, "SELECT raw_message_id, reason FROM documents")
+    refused = next(d for d in docs if d["raw_message_id"] == raw_ids[1])
+    assert "ProgramLimitExceeded" in refused["reason"]
 
 
 def test_a_batch_with_a_missing_raw_mail_writes_the_others_then_fails_permanently(

@@ -6,8 +6,20 @@ import pytest
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from common.errors import MailboxUnavailable, Throttled
-from services.fetcher.errors import ConnectionDropped, FolderMissing, TokenRejected
-from services.fetcher.imap import ImapSession, translate
+from services.fetcher.errors import (
+    ConnectionDropped,
+    FolderMissing,
+    ProtocolViolation,
+    TokenRejected,
+)
+from services.fetcher.imap import (
+    MAX_THROTTLE_BACKOFF_SECONDS,
+    ImapSession,
+    MessageOverCap,
+    cap_literals,
+    translate,
+    translated,
+)
 
 
 def test_exchange_throttling_reply_gives_the_suggested_backoff() -> None:
@@ -68,3 +80,75 @@ def test_a_bye_during_select_is_a_dropped_connection_not_a_missing_folder() -> N
     missing = ImapSession(_SelectFails(IMAPClientError("select failed: Mailbox doesn't exist")))
     with pytest.raises(FolderMissing):
         missing.select("Procesado")
+
+
+def test_a_throttle_backoff_past_fifteen_minutes_is_capped() -> None:
+    """The server's suggestion is obeyed up to 15 minutes: a tenant is never silenced for
+    as long as the server likes (10^10 ms is almost four months)."""
+    err = translate(
+        IMAPClientError("Request is throttled. Suggested Backoff Time: 10000000000 milliseconds")
+    )
+    assert isinstance(err, Throttled)
+    assert err.backoff_seconds == MAX_THROTTLE_BACKOFF_SECONDS == 900
+
+
+class _Wire:
+    """imaplib's side of a connection: ``read(n)`` is what _get_response calls for ``{n}``."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def read(self, size: int) -> bytes:
+        self.asked.append(size)
+        return b"x" * size
+
+
+class _Client:
+    def __init__(self, sizes: dict[int, dict[bytes, object]] | None = None) -> None:
+        self._imap = _Wire()
+        self._sizes = sizes or {}
+
+    def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, object]]:
+        return self._sizes
+
+
+def test_a_literal_announced_over_the_cap_is_a_protocol_error_before_anything_is_read() -> None:
+    """``{100000000000000}`` would be a MemoryError inside imaplib; it ends the session as
+    a protocol error (retried later), and not one byte of it is asked for."""
+    client = _Client()
+    cap_literals(client, 1_000)  # type: ignore[arg-type]
+    assert client._imap.read(1_000) == b"x" * 1_000
+    with pytest.raises(ProtocolViolation, match="100000000000000"), translated():
+        client._imap.read(100_000_000_000_000)
+    assert client._imap.asked == [1_000]
+
+
+def test_a_mail_without_rfc822_size_has_no_size_rather_than_zero() -> None:
+    """Missing (or non-numeric) sizes are left out, so the fetch reads that mail in chunks
+    against the cap instead of counting it as an empty mail."""
+    session = ImapSession(
+        _Client({1: {b"RFC822.SIZE": 10}, 2: {}, 3: {b"RFC822.SIZE": b"NIL"}})  # type: ignore[arg-type]
+    )
+    assert session.sizes([1, 2, 3]) == {1: 10}
+
+
+class _EndlessMail(_Client):
+    """A server whose mail never ends, whatever size it announced."""
+
+    def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, object]]:
+        start = items[0].split("<")[1].split(".")[0]
+        return {uids[0]: {f"BODY[]<{start}>".encode(): b"x" * 100}}
+
+
+def test_a_mail_read_in_chunks_stops_at_the_cap_whatever_the_server_said() -> None:
+    """Chunks are read until the server has no more, not as many as RFC822.SIZE promised,
+    and reading stops with MessageOverCap once the cap is passed: the mail is then
+    recorded as too large instead of being held in memory or stored cut."""
+    session = ImapSession(_EndlessMail())  # type: ignore[arg-type]
+    chunks = session.fetch_chunks(7, chunk_size=100, cap=1_000)
+    read = []
+    with pytest.raises(MessageOverCap) as over:
+        read.extend(chunks)
+    assert len(read) == 10
+    assert over.value.uid == 7
+    assert over.value.size == 1_100

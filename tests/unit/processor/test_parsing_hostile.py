@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import time
 import zipfile
 
 import pytest
@@ -15,6 +16,12 @@ import pytest
 from common.errors import UnparseableMail
 from services.processor.parsing import ParsedMail, ParseLimits, parse_message
 from services.processor.parsing.smime import NotSignedDataError, signed_content
+from tests.security.hostile_issue14 import (
+    html_end_tags_mail,
+    many_content_types_mail,
+    smime_content_type_mail,
+    smime_many_parts_mail,
+)
 from tests.unit.processor.parsing_samples import simple, with_attachment
 
 pytestmark = pytest.mark.timeout(60)
@@ -166,3 +173,59 @@ def test_malformed_asn1_is_refused(blob: bytes) -> None:
     """Truncated, absurdly nested or oversized ASN.1 raises NotSignedDataError only."""
     with pytest.raises(NotSignedDataError):
         signed_content(blob)
+
+
+def _cpu_seconds(raw: bytes, limits: ParseLimits | None = None) -> tuple[float, object]:
+    started = time.process_time()
+    outcome = _outcome(raw) if limits is None else parse_message(raw, limits)
+    return time.process_time() - started, outcome
+
+
+def test_the_outer_mails_limits_hold_inside_an_opaque_smime_blob() -> None:
+    """10,000 parts inside signed-data are refused like 10,000 parts outside, and a 310 KB
+    Content-Type inside costs what it costs outside (it took 9 s of CPU unbounded)."""
+    seconds, outcome = _cpu_seconds(smime_many_parts_mail("x@corp.example"))
+    assert isinstance(outcome, UnparseableMail)
+    assert "MIME parts" in outcome.reason
+    assert seconds < 1.0
+
+    seconds, outcome = _cpu_seconds(smime_content_type_mail("x@corp.example"))
+    assert isinstance(outcome, ParsedMail)
+    assert "Firmado." in outcome.text_body
+    assert seconds < 1.0
+
+
+def test_html_made_to_be_quadratic_renders_in_linear_time() -> None:
+    """``</`` repeated over 391 KiB took 11 s in the standard library's HTML parser; twice
+    and five times the size cost about twice and five times as much now, under a second."""
+    costs = [
+        _cpu_seconds(html_end_tags_mail("x@corp.example", size))[0] for size in (400_000, 2_000_000)
+    ]
+    assert max(costs) < 1.0, costs
+
+
+def test_html_over_the_render_cap_is_cut_and_its_text_says_so() -> None:
+    """Only the first ``max_html_render_bytes`` are rendered; the text and the defects say
+    so, and the HTML itself is kept whole."""
+    html = "<p>" + "palabra " * 20_000 + "</p><p>FINAL</p>"
+    msg = simple()
+    msg.set_content(html, subtype="html")
+    mail = parse_message(msg.as_bytes(), ParseLimits(max_html_render_bytes=10_000))
+    assert "FINAL" not in mail.text_body
+    assert mail.text_body.endswith(
+        "[HTML body longer than 10000 bytes: text rendered from its start only]"
+    )
+    assert any("only the first 10000 bytes rendered" in d for d in mail.defects)
+    assert mail.html_body is not None
+    assert "FINAL" in mail.html_body
+
+
+def test_parts_with_long_content_types_cost_a_budget_not_minutes() -> None:
+    """Parts each under every per-part cap with its own 16 KiB Content-Type cost about
+    0.19 s of CPU each in the modern header parser (990 of them: 190 s); past the mail's
+    header budget they are read leniently, and the parts are still all there."""
+    seconds, outcome = _cpu_seconds(many_content_types_mail("x@corp.example", parts=100))
+    assert isinstance(outcome, ParsedMail)
+    assert outcome.text_body.count("x") >= 100
+    assert any("read leniently" in d for d in outcome.defects)
+    assert seconds < 2.0

@@ -1,0 +1,21 @@
+"""The one way bytes become a MIME tree: the outer mail and anything unwrapped from it
+(the content of an opaque S/MIME blob) pass the same structure checks and are parsed with
+the same bounded policy, so a limit of the outer mail cannot be stepped around by
+wrapping the hostile part in another layer."""
+
+from __future__ import annotations
+
+import email.parser
+from email.message import Message
+from email.policy import Policy
+
+from . import guard
+from .model import ParseLimits
+
+
+def read_entity(data: bytes, limits: ParseLimits, policy: Policy) -> Message:
+    """``data`` as a message tree, or ``UnparseableMail`` if its structure is over the
+    limits. ``policy`` is the outer mail's: the bounded one, or compat32 when the bounded
+    one failed on that mail."""
+    guard.check_structure(data, limits)
+    return email.parser.BytesParser(policy=policy).parsebytes(data)
