@@ -3,10 +3,11 @@
 A batch is written to the channel at once and then the confirms are awaited together:
 RabbitMQ numbers the publishes of a confirm-mode channel 1, 2, 3… and acknowledges them
 by that delivery tag, one at a time or several at once (``multiple``)
-(https://www.rabbitmq.com/docs/confirms#publisher-confirms). pika's BlockingChannel waits
-for each confirm before the next publish (one round trip per event), so the publishing
-channel is pika's asynchronous one (``SelectConnection``), its I/O loop run here, in the
-caller's thread, until every publish of the batch is settled.
+(https://www.rabbitmq.com/docs/confirms#publisher-confirms; docs/architecture.md#ops-rabbitmq).
+pika's BlockingChannel waits for each confirm before the next publish (one round trip
+per event), so the publishing channel is pika's asynchronous one (``SelectConnection``),
+its I/O loop run here, in the caller's thread, until every publish of the batch is
+settled. BENCHMARKS.md ("Relay") has the figures.
 
 Events are published ``mandatory``: should neither an ERP queue nor the alternate exchange
 take one (the policy is missing and nobody is bound yet), RabbitMQ returns it and the
