@@ -85,7 +85,7 @@ class PublishOutcome:
     failed: dict[str, ServiceUnavailable] = field(default_factory=dict)
 
 
-class _Confirms:
+class PendingConfirms:
     """Delivery-tag bookkeeping for one confirm-mode channel (tags start at 1 on it)."""
 
     def __init__(self) -> None:
@@ -139,7 +139,7 @@ class EventPublisher:
         self._confirm_timeout = confirm_timeout
         self._connection: SelectConnection | None = None
         self._channel: Channel | None = None
-        self._confirms = _Confirms()
+        self._confirms = PendingConfirms()
         self._ready = False
         self._lost: BaseException | None = None  # why the channel or connection went away
         self._done: Callable[[], bool] | None = None
@@ -179,35 +179,49 @@ class EventPublisher:
         ``confirmed`` were taken by the broker; every other event is in ``failed``."""
         self.connect()
         assert self._channel is not None
-        try:
-            for event in events:
-                self._channel.basic_publish(
-                    EXCHANGE,
-                    routing_key=event["type"],
-                    body=json.dumps(event, separators=(",", ":")).encode(),
-                    properties=pika.BasicProperties(
-                        content_type=CONTENT_TYPE,
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        message_id=event["id"],
-                        type=event["type"],
-                    ),
-                    mandatory=True,
-                )
+        unsent: list[str] = []
+        for event in events:
+            if self._lost is not None:
+                unsent.append(event["id"])
+                continue
+            try:
+                self._publish(self._channel, event)
+            except pika.exceptions.AMQPError as exc:  # the channel closed under the loop
+                self._lost = exc
+                unsent.append(event["id"])
+            else:
                 self._confirms.sent(event["id"])
-        except pika.exceptions.AMQPError as exc:  # the channel closed under the loop
-            self._lost = self._lost or exc
         self._run_until(
             lambda: not self._confirms.waiting or self._lost is not None, self._confirm_timeout
         )
         if self._confirms.waiting or self._lost is not None:
             lost = self._lost
-            self._confirms.abandon(
+            error = (
                 _unavailable("publish failed", lost)
                 if lost is not None
                 else ServiceUnavailable(f"no confirm within {self._confirm_timeout:g} s")
             )
+            self._confirms.abandon(error)
+            outcome = self._confirms.take()
+            outcome.failed.update(dict.fromkeys(unsent, error))
             self.close()
+            return outcome
         return self._confirms.take()
+
+    @staticmethod
+    def _publish(channel: Channel, event: dict[str, Any]) -> None:
+        channel.basic_publish(
+            EXCHANGE,
+            routing_key=event["type"],
+            body=json.dumps(event, separators=(",", ":")).encode(),
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=event["id"],
+                type=event["type"],
+            ),
+            mandatory=True,
+        )
 
     def close(self) -> None:
         connection = self._connection
@@ -221,7 +235,7 @@ class EventPublisher:
             connection.ioloop.close()
         self._connection = None
         self._channel = None
-        self._confirms = _Confirms()
+        self._confirms = PendingConfirms()
         self._ready = False
         self._lost = None
 
