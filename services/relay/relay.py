@@ -71,17 +71,22 @@ class Relay:
             store.record_failures(
                 conn, {event_id: str(exc) for event_id, exc in outcome.failed.items()}
             )
+        by_error: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             event_id = str(row["id"])
             if event_id in confirmed:
                 PUBLISHED.labels(row["event_type"]).inc()
             elif event_id in outcome.failed:
-                log.warning(
-                    "publish_failed",
-                    event_id=event_id,
-                    event_type=row["event_type"],
-                    error=str(outcome.failed[event_id]),
-                )
+                by_error.setdefault(str(outcome.failed[event_id]), []).append(row)
+        # One line per cause: a dropped connection fails the whole batch at once.
+        for error, failed_rows in by_error.items():
+            log.warning(
+                "publish_failed",
+                error=error,
+                events=len(failed_rows),
+                event_id=str(failed_rows[0]["id"]),
+                event_types=sorted({row["event_type"] for row in failed_rows}),
+            )
         failures = list(outcome.failed.values())
         if failures:
             # A refusal first: only an operator helps, and run_forever pauses for it.
