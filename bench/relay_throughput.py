@@ -1,6 +1,7 @@
 """The relay alone: events/s and CPU per event, one source tree against another, same run.
 
-``python -m bench.relay_throughput --before <commit> [--events 5000] [--rounds 3]``
+``python -m bench.relay_throughput --before <commit> [--events 5000] [--rounds 3]
+[--relay-batch 200]``
 
 A scratch database's outbox is filled with ``--events`` document events (the processor's
 shape, about 0.8 KB each) and a relay drains it into a scratch vhost of the shared
@@ -49,8 +50,10 @@ _CHILD = """
 import json, sys, time
 from common.db import create_pool
 from services.relay.publisher import EventPublisher
+from services.relay import relay as relay_module
 from services.relay.relay import Relay
 dsn, url = sys.argv[1], sys.argv[2]
+relay_module.BATCH = int(sys.argv[3])
 pool = create_pool(dsn, name="relay", max_size=3)
 publisher = EventPublisher(url)
 publisher.connect()
@@ -146,13 +149,15 @@ def _fill(database: TestDatabase, count: int) -> None:
         conn.execute("VACUUM ANALYZE outbox")
 
 
-def _run_once(tree: Path, database: TestDatabase, vhost: TestVhost, count: int) -> dict[str, Any]:
+def _run_once(
+    tree: Path, database: TestDatabase, vhost: TestVhost, count: int, batch: int
+) -> dict[str, Any]:
     _fill(database, count)
     with pika.BlockingConnection(pika.URLParameters(vhost.url)) as connection:
         connection.channel().queue_purge(QUEUE)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, database.dsn, vhost.url],
+        [sys.executable, "-c", _CHILD, database.dsn, vhost.url, str(batch)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -197,6 +202,13 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="commit of the 'before' tree")
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--relay-batch",
+        type=int,
+        default=200,
+        help="rows per relay batch (200 in production; in the pipeline, events arrive about"
+        " 20 at a time, one processor batch, so the relay's batches are often that small)",
+    )
     args = parser.parse_args()
     database, vhost = TestDatabase().create(), TestVhost().create()
     try:
@@ -210,10 +222,13 @@ def main() -> None:
             results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
             for round_ in range(args.rounds):
                 for name, tree in trees.items():
-                    result = _run_once(tree, database, vhost, args.events)
+                    result = _run_once(tree, database, vhost, args.events, args.relay_batch)
                     results[name].append(result)
                     print(json.dumps({"round": round_ + 1, "tree": name, **result}), flush=True)
-        print(f"median of {args.rounds}, {args.events} events each:")
+        print(
+            f"median of {args.rounds}, {args.events} events each,"
+            f" {args.relay_batch} per relay batch:"
+        )
         for name, rows in results.items():
             medians = {
                 key: statistics.median(row[key] for row in rows)
