@@ -1,5 +1,8 @@
 """The outbox relay: unpublished rows → RabbitMQ, each confirmed before it is marked.
 
+A batch is published pipelined (publisher.py): all its events go out, then the confirms
+come back together, instead of one round trip per event.
+
 Replicas claim rows with ``FOR UPDATE SKIP LOCKED``, so in the normal case no row is
 published twice; a crash between the broker's confirm and the commit re-publishes it
 with the same id, which the ERP de-duplicates (at-least-once, stable ids).
@@ -17,10 +20,11 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.db import OUTBOX_CHANNEL, NotificationListener
-from common.errors import ServiceUnavailable
 from common.events import EVENT_TYPES
 from common.health import Heartbeat
-from services.relay.publisher import REFUSAL_REASONS, UNROUTABLE, EventPublisher, PublishRefused
+from services.relay import store
+from services.relay.errors import PublishRefused
+from services.relay.publisher import REFUSAL_REASONS, UNROUTABLE, EventPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -54,56 +58,46 @@ class Relay:
         self.heartbeat = Heartbeat()
 
     def relay_batch(self) -> int:
-        """Publish one batch; the row locks are held until every event is confirmed."""
+        """Publish one batch, pipelined; the row locks are held until RabbitMQ settled every
+        event. Only confirmed events are marked; a nacked, returned or unconfirmed one keeps
+        its reason and goes again in a later batch."""
         with self._pool.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                "SELECT id, event_type, event FROM outbox WHERE published_at IS NULL"
-                " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
-                (BATCH,),
-            ).fetchall()
-            published = []
-            failure: ServiceUnavailable | None = None
-            for row in rows:
-                try:
-                    self._publisher.publish(row["event"])
-                except ServiceUnavailable as exc:
-                    failure = exc
-                    self._record_failure(conn, row, exc)
-                    break
-                published.append(row["id"])
+            rows = store.claim_pending(conn, BATCH)
+            if not rows:
+                return 0
+            outcome = self._publisher.publish_batch([row["event"] for row in rows])
+            confirmed = set(outcome.confirmed)
+            store.mark_published(conn, [row["id"] for row in rows if str(row["id"]) in confirmed])
+            store.record_failures(
+                conn, {event_id: str(exc) for event_id, exc in outcome.failed.items()}
+            )
+        by_error: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            event_id = str(row["id"])
+            if event_id in confirmed:
                 PUBLISHED.labels(row["event_type"]).inc()
-            if published:
-                conn.execute(
-                    "UPDATE outbox SET published_at = now(), attempts = attempts + 1"
-                    " WHERE id = ANY(%s)",
-                    (published,),
-                )
-        if failure is not None:
-            raise failure
-        return len(published)
-
-    @staticmethod
-    def _record_failure(
-        conn: Connection[Any], row: dict[str, Any], exc: ServiceUnavailable
-    ) -> None:
-        """Keep the reason on the row (the runbook's query shows it) and log the event."""
-        log.warning(
-            "publish_failed", event_id=str(row["id"]), event_type=row["event_type"], error=str(exc)
-        )
-        conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-            (str(exc)[:500], row["id"]),
-        )
+            elif event_id in outcome.failed:
+                by_error.setdefault(str(outcome.failed[event_id]), []).append(row)
+        # One line per cause: a dropped connection fails the whole batch at once.
+        for error, failed_rows in by_error.items():
+            log.warning(
+                "publish_failed",
+                error=error,
+                events=len(failed_rows),
+                event_id=str(failed_rows[0]["id"]),
+                event_types=sorted({row["event_type"] for row in failed_rows}),
+            )
+        failures = list(outcome.failed.values())
+        if failures:
+            # A refusal first: only an operator helps, and run_forever pauses for it.
+            raise next((f for f in failures if isinstance(f, PublishRefused)), failures[0])
+        return len(confirmed)
 
     def report_backlog(self) -> None:
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                " AS age FROM outbox WHERE published_at IS NULL"
-            ).fetchone()
-        assert row is not None
-        PENDING.set(row["n"])
-        OLDEST_AGE.set(float(row["age"]))
+            pending, oldest_age = store.backlog(conn)
+        PENDING.set(pending)
+        OLDEST_AGE.set(oldest_age)
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         listener = NotificationListener(self._dsn, OUTBOX_CHANNEL)

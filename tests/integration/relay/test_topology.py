@@ -4,6 +4,8 @@ release) left `bandeja.events` in, events go out, or the refusal is loud (issue 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,8 +19,10 @@ from psycopg_pool import ConnectionPool
 
 from common import events
 from common.db import create_pool
+from common.errors import ServiceUnavailable
 from services.relay import relay as relay_module
-from services.relay.publisher import EventPublisher, PublishRefused
+from services.relay.errors import PublishRefused
+from services.relay.publisher import EventPublisher
 from services.relay.relay import Relay
 from services.relay.topology import EXCHANGE_INEQUIVALENT
 from tests.support.infra import TestDatabase, TestVhost, rabbitmqctl
@@ -46,9 +50,9 @@ def pool(clean_database: TestDatabase) -> Iterator[ConnectionPool]:
     pool.close()
 
 
-def _event(n: int = 0) -> dict[str, Any]:
+def _event(n: int = 0, event_type: str = events.MAILBOX_CONNECTED) -> dict[str, Any]:
     return events.cloud_event(
-        events.MAILBOX_CONNECTED,
+        event_type,
         event_id=uuid.uuid4(),
         source="urn:test",
         subject=f"mailbox/{n}",
@@ -238,3 +242,96 @@ def test_publish_without_write_permission_is_a_refusal(
         relay._publisher.close()
     assert caught.value.reason == "access_refused"
     assert _outbox(clean_database.dsn)[0]["published_at"] is None
+
+
+def test_nacked_and_returned_events_in_a_pipelined_batch_stay_unsent(
+    fresh_vhost: Callable[..., TestVhost],
+    clean_database: TestDatabase,
+    pool: ConnectionPool,
+) -> None:
+    """One batch goes out pipelined. In its middle, RabbitMQ nacks one event (its only queue
+    is full and rejects publishes) and returns another (nobody is bound for its type, no
+    alternate exchange): those two stay in the outbox with their reason; every event
+    around them is delivered and marked published."""
+    vhost = fresh_vhost(alternate_exchange_policy=False)
+    _bound_queue(vhost)  # bandeja.# → erp
+    channel = _channel(vhost)
+    channel.queue_declare(
+        "full", durable=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+    )
+    channel.queue_bind("full", events.EXCHANGE, routing_key=events.MAILBOX_ERROR)
+    channel.queue_unbind("erp", events.EXCHANGE, routing_key="bandeja.#")
+    channel.queue_bind("erp", events.EXCHANGE, routing_key=events.MAILBOX_CONNECTED)
+    channel.connection.close()
+    batch = [_event(n) for n in range(3)]
+    batch.append(_event(3, events.MAILBOX_ERROR))  # nacked: "full" rejects it
+    batch += [_event(n) for n in range(4, 7)]
+    batch.append(_event(7, events.MAILBOX_DISCONNECTED))  # returned: bound nowhere
+    batch += [_event(n) for n in range(8, 11)]
+    with psycopg.connect(clean_database.dsn) as conn:
+        events.add_all_to_outbox(conn, batch)
+    relay = Relay(pool, clean_database.dsn, EventPublisher(vhost.url))
+    try:
+        with pytest.raises(PublishRefused) as caught:
+            relay.relay_batch()
+    finally:
+        relay._publisher.close()
+    assert caught.value.reason == "unroutable"
+    with psycopg.connect(clean_database.dsn, row_factory=psycopg.rows.dict_row) as conn:
+        rows = conn.execute("SELECT id::text, published_at, last_error FROM outbox").fetchall()
+    state = {row["id"]: row for row in rows}
+    unsent = {event["id"] for event in batch if state[event["id"]]["published_at"] is None}
+    assert unsent == {batch[3]["id"], batch[7]["id"]}
+    assert "nacked" in state[batch[3]["id"]]["last_error"]
+    assert "unroutable" in state[batch[7]["id"]]["last_error"]
+    delivered = [e["id"] for e in _messages(vhost, "erp")]
+    assert sorted(delivered) == sorted(e["id"] for i, e in enumerate(batch) if i not in (3, 7))
+
+
+def _connections(vhost: TestVhost) -> dict[str, str]:
+    """The vhost's connections by pid, with their state as RabbitMQ sees it."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    listed = subprocess.run(
+        [ctl, "-q", "list_connections", "pid", "vhost", "state"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = [line.split("\t") for line in listed.splitlines()]
+    return {pid: state for pid, name, state in rows if name == vhost.name}
+
+
+def test_events_whose_confirm_never_came_stay_unsent_and_go_after_reconnecting(
+    fresh_vhost: Callable[..., TestVhost],
+    clean_database: TestDatabase,
+    pool: ConnectionPool,
+) -> None:
+    """The broker drops the relay's connection (an operator, a failover) before the batch's
+    confirms come back: nothing of the batch is marked published; the next batch
+    reconnects and publishes every event."""
+    vhost = fresh_vhost()
+    _bound_queue(vhost)
+    batch = [_event(n) for n in range(5)]
+    with psycopg.connect(clean_database.dsn) as conn:
+        events.add_all_to_outbox(conn, batch)
+    relay = Relay(pool, clean_database.dsn, EventPublisher(vhost.url))
+    try:
+        relay._publisher.connect()
+        for connection in _connections(vhost):
+            rabbitmqctl("close_connection", connection, "test: connection dropped")
+        # The broker closes its side at once; the relay only learns it when it publishes.
+        wait_until(
+            lambda: "running" not in _connections(vhost).values(), 30, what="connection closed"
+        )
+        with pytest.raises(ServiceUnavailable):
+            relay.relay_batch()
+        rows = _outbox(clean_database.dsn)
+        assert [row["published_at"] for row in rows] == [None] * 5
+        assert all(row["last_error"].startswith("publish failed") for row in rows)
+
+        assert relay.relay_batch() == 5
+    finally:
+        relay._publisher.close()
+    assert all(row["published_at"] is not None for row in _outbox(clean_database.dsn))
+    assert sorted(e["id"] for e in _messages(vhost, "erp")) == sorted(e["id"] for e in batch)
