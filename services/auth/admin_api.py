@@ -62,7 +62,7 @@ class MailboxQuery(BaseModel):
     """``GET /api/mailboxes``'s query string."""
 
     limit: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = Field(default=None, max_length=400)
+    cursor: str | None = Field(default=None, min_length=1, max_length=400)
     state: str | None = Field(default=None, pattern="^(" + "|".join(MAILBOX_STATES) + ")$")
     tenant_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,100}$")
     q: str | None = Field(
@@ -77,7 +77,8 @@ def encode_cursor(address: str) -> str:
 
 def decode_cursor(cursor: str) -> str | None:
     try:
-        address = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        address = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
         return None
     return None if "\x00" in address else address  # PostgreSQL text holds no NUL
