@@ -55,6 +55,8 @@ class AppOnlyMailbox(BaseModel):
 
 MAILBOX_STATES = ("active", "needs_reauth", "paused", "disconnected", "error")
 PAGE_SIZE = 100
+TENANT_PATTERN = r"^[A-Za-z0-9.-]{1,100}$"
+SEARCH_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"  # PostgreSQL text holds no NUL
 MAX_PAGE_SIZE = 1000
 
 
@@ -64,10 +66,8 @@ class MailboxQuery(BaseModel):
     limit: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, min_length=1, max_length=400)
     state: str | None = Field(default=None, pattern="^(" + "|".join(MAILBOX_STATES) + ")$")
-    tenant_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,100}$")
-    q: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
-    )
+    tenant_id: str | None = Field(default=None, pattern=TENANT_PATTERN)
+    q: str | None = Field(default=None, pattern=SEARCH_PATTERN)
 
 
 def encode_cursor(address: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from common.settings import Settings
-from services.auth.admin_api import MAILBOX_STATES, decode_cursor, encode_cursor
+from services.auth.admin_api import (
+    MAILBOX_STATES,
+    SEARCH_PATTERN,
+    TENANT_PATTERN,
+    decode_cursor,
+    encode_cursor,
+)
 from services.auth.admin_credential import admin_token_matches, bearer_token
 from services.auth.context import AuthContext
 from services.auth.messages import human_message
@@ -117,8 +124,8 @@ def _filter(request: Request) -> listing.MailboxFilter:
     search = request.query_params.get("q", "").strip()
     return listing.MailboxFilter(
         state=state if state in STATES else None,
-        tenant_id=tenant[:100] or None,
-        search=search[:200] or None,
+        tenant_id=tenant if re.match(TENANT_PATTERN, tenant) else None,
+        search=search if re.match(SEARCH_PATTERN, search) else None,
     )
 
 
