@@ -51,7 +51,7 @@ class Loop:
                 self._failed()
                 stop.wait(self.error_pause)  # instead of the idle wait, not on top of it
                 continue
-            if not more:
+            if not more and not stop.is_set():
                 self._wait(stop)
 
     def _failed(self) -> None:
