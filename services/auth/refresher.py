@@ -95,7 +95,7 @@ class Refresher:
             metrics.REFRESHES.labels("failure", "transient").inc()
             delay = backoff_seconds(claim.failure_count)
             with self._pool.connection() as conn:
-                self._release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
+                tokens.release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
 
     def _acquire(self, claim: Claim) -> TokenResult:
         if claim.auth_kind == "app_only":
@@ -128,7 +128,7 @@ class Refresher:
         message = human_message("undecryptable_token", "config")["en"]
         with self._pool.connection() as conn, conn.transaction():
             moved = mailboxes.move_to_error(conn, claim.mailbox_id, reason, message)
-            self._release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
+            tokens.release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
         log.error("token_undecryptable", mailbox_id=claim.mailbox_id, moved_to_error=moved)
 
     def _record_success(self, claim: Claim, result: TokenResult) -> None:
@@ -188,7 +188,7 @@ class Refresher:
                 human_message(failure.reason, failure.reason_class),
                 reconnect,
             )
-            self._release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
+            tokens.release(conn, claim, FAR_FUTURE, failures=claim.failure_count + 1)
         if moved:
             metrics.REAUTH_NEEDED.labels(failure.reason_class).inc()
             log.warning("mailbox_needs_reauth", mailbox_id=claim.mailbox_id, reason=failure.reason)
@@ -201,7 +201,7 @@ class Refresher:
         ).inc()
         self._pause(CONFIG_BACKOFF)
         with self._pool.connection() as conn:
-            self._release(conn, claim, timedelta(seconds=CONFIG_BACKOFF), claim.failure_count + 1)
+            tokens.release(conn, claim, timedelta(seconds=CONFIG_BACKOFF), claim.failure_count + 1)
 
     def _transient(self, claim: Claim, failure: Classification) -> None:
         delay = backoff_seconds(claim.failure_count, failure.retry_after)
@@ -209,11 +209,7 @@ class Refresher:
             # A 429 throttles the whole client, not this one token.
             self._pause(failure.retry_after)
         with self._pool.connection() as conn:
-            self._release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
-
-    @staticmethod
-    def _release(conn: Connection[Any], claim: Claim, delay: timedelta, failures: int) -> None:
-        tokens.release(conn, claim, delay, failures)
+            tokens.release(conn, claim, timedelta(seconds=delay), claim.failure_count + 1)
 
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
@@ -227,7 +223,7 @@ class Refresher:
                 # Throttled mid-batch: hand the rest back untouched.
                 with self._pool.connection() as conn:
                     for rest in claims[index:]:
-                        self._release(conn, rest, timedelta(0), rest.failure_count)
+                        tokens.release(conn, rest, timedelta(0), rest.failure_count)
                 break
             self.refresh_isolated(claim)
         return len(claims)

@@ -233,7 +233,12 @@ def test_an_undecryptable_token_marks_its_mailbox_and_the_batch_goes_on(
     assert {_state(services, a) for a in addresses[1:]} == {"active"}
     metrics_url = f"{services.auth_url}/metrics"
     assert metric_value(metrics_url, "bandeja_token_undecryptable_total") == 1
-    assert metric_value(metrics_url, "bandeja_mailboxes", {"state": "error"}) == 1
+    # The state gauges come from a background snapshot (token_health.py, every second here).
+    wait_until(
+        lambda: metric_value(metrics_url, "bandeja_mailboxes", {"state": "error"}) == 1,
+        5,
+        what="the error state in bandeja_mailboxes",
+    )
     assert "refresh_loop_error" not in services.running["auth"].logs()
 
 
