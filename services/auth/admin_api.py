@@ -55,9 +55,9 @@ class AppOnlyMailbox(BaseModel):
 
 MAILBOX_STATES = ("active", "needs_reauth", "paused", "disconnected", "error")
 PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 TENANT_PATTERN = r"^[A-Za-z0-9.-]{1,100}$"
 SEARCH_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"  # PostgreSQL text holds no NUL
-MAX_PAGE_SIZE = 1000
 
 
 class MailboxQuery(BaseModel):
