@@ -1,7 +1,8 @@
 """``make bench``: ``python -m bench.run [--quick] [--only PART]``.
 
 Parts: throughput (60 KB mails, with the bare loop, fetchmail, Bandeja and a py-spy
-profile), throughput-1mb, latency, scale, memory. Everything runs against its own database
+profile), throughput-1mb, latency, scale, memory, admin-api (the admin API and status
+page at 10,000 mailboxes). Everything runs against its own database
 and RabbitMQ vhost and one stand-in, all removed at the end. Results are printed and saved
 as JSON under bench/results/.
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench import latency, memory, scale, throughput
+from bench import admin_api, latency, memory, scale, throughput
 from bench.events import EventSink
 from bench.report import RESULTS_DIR, Report
 from bench.stack import Harness, Stack, fetcher_has_idle
@@ -38,6 +39,7 @@ class Sizes:
     # Processor replicas in the throughput and memory parts: one per core, as KEDA would
     # scale them under a backlog (deploy/k8s/base/keda.yaml).
     processors: int = 2
+    admin_mailboxes: int = 10_000  # the admin API's listing (quick: same, it takes seconds)
 
 
 QUICK = Sizes(mailboxes=20, per_mailbox=10, mb_per_mailbox=2, repeats=1, latency_mails=40,
@@ -94,6 +96,10 @@ def part_scale(h: Harness, r: Report, s: Sizes) -> None:
     r.add("scale", "result", result)
 
 
+def part_admin_api(h: Harness, r: Report, s: Sizes) -> None:
+    r.add("admin_api", "result", admin_api.run(h, s.admin_mailboxes))
+
+
 def part_memory(h: Harness, r: Report, s: Sizes) -> None:
     result = memory.run(h, s.memory_mailboxes, s.memory_per_mailbox, s.processors)
     worst = max(v["growth_after_warmup_pct"] for v in result.values()
@@ -108,6 +114,7 @@ PARTS: dict[str, Callable[[Harness, Report, Sizes], None]] = {
     "latency": part_latency,
     "scale": part_scale,
     "memory": part_memory,
+    "admin-api": part_admin_api,
 }
 
 

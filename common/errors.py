@@ -50,9 +50,8 @@ class PermanentError(BandejaError):
 
 
 class ReauthRequired(PermanentError):
-    def __init__(self, message: str, *, reason_class: str, aadsts: int | None = None) -> None:
+    def __init__(self, message: str, *, aadsts: int | None = None) -> None:
         super().__init__(message)
-        self.reason_class = reason_class
         self.aadsts = aadsts
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 import structlog
-from psycopg import Connection
-from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -24,7 +18,6 @@ from starlette.routing import Route
 
 from common.health import Check, health_routes
 from common.settings import Settings
-from common.tokens import TokenCipher
 from services.auth import (
     admin_api,
     browser_binding,
@@ -34,22 +27,15 @@ from services.auth import (
     metrics,
     pages,
     status_page,
-    store,
 )
-from services.auth.identity import IdentityClient, IdentityFailure
+from services.auth.context import AuthContext
+from services.auth.errors import IdentityFailure
 from services.auth.page_headers import PageHeaders
 from services.auth.pages import pick_lang
 from services.auth.rate_limit import PublicRateLimit
+from services.auth.store import flows, mailboxes, tickets
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class AuthContext:
-    settings: Settings
-    pool: ConnectionPool[Connection[Any]]
-    identity: IdentityClient
-    cipher: TokenCipher
 
 
 def create_app(
@@ -67,39 +53,6 @@ def create_app(
     def admin_consent_callback(request: Request) -> Response:
         return callback.finish_admin_consent(ctx, request)
 
-    def api_mailboxes(request: Request) -> Response:
-        if denied := require_admin(ctx.settings, request):
-            return denied
-        with ctx.pool.connection() as conn:
-            rows = store.list_mailboxes(conn)
-        return JSONResponse([_mailbox_json(r) for r in rows])
-
-    async def api_register(request: Request) -> Response:
-        if denied := require_admin(ctx.settings, request):
-            return denied
-        body = await admin_api._json(request)
-        return await run_in_threadpool(admin_api.register_app_only, ctx, body)
-
-    async def api_update(request: Request) -> Response:
-        if denied := require_admin(ctx.settings, request):
-            return denied
-        body = await admin_api._json(request)
-        mailbox_id = int(request.path_params["mailbox_id"])
-        return await run_in_threadpool(admin_api.update_settings, ctx, mailbox_id, body)
-
-    def api_disconnect(request: Request) -> Response:
-        if denied := require_admin(ctx.settings, request):
-            return denied
-        with ctx.pool.connection() as conn, conn.transaction():
-            changed = store.disconnect(conn, int(request.path_params["mailbox_id"]))
-        return JSONResponse({"disconnected": changed}, status_code=200 if changed else 404)
-
-    async def api_connect_links(request: Request) -> Response:
-        if denied := require_admin(ctx.settings, request):
-            return denied
-        body = await admin_api._json(request)
-        return await run_in_threadpool(connect_links.mint, ctx, body)
-
     def status(request: Request) -> Response:
         return status_page.render_status(ctx, request)
 
@@ -111,15 +64,11 @@ def create_app(
         Route("/oauth/callback", oauth_callback),
         Route("/admin-consent", admin_consent),
         Route("/admin-consent/callback", admin_consent_callback),
-        Route("/api/mailboxes", api_mailboxes, methods=["GET"]),
-        Route("/api/mailboxes", api_register, methods=["POST"]),
-        Route("/api/mailboxes/{mailbox_id:int}", api_update, methods=["PATCH"]),
-        Route("/api/mailboxes/{mailbox_id:int}", api_disconnect, methods=["DELETE"]),
-        Route("/api/connect-links", api_connect_links, methods=["POST"]),
+        *admin_api.routes(ctx),
         Route("/status", status, methods=["GET"]),
         Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
-        *data_routes.routes(ctx, require_admin),
+        *data_routes.routes(ctx),
     ]
     middleware = [
         Middleware(RequestMetrics),  # outermost: counts the 429s too
@@ -135,7 +84,7 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
     if "ticket" in request.query_params:
         ticket_hash = connect_links.ticket_hash(request.query_params["ticket"])
         with ctx.pool.connection() as conn:
-            ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+            ticket = tickets.find_ticket(conn, ticket_hash) if ticket_hash else None
         if ticket is None:
             return pages.refusal(request, lang, "bad_ticket")
         login_hint: str | None = ticket["address"]
@@ -155,7 +104,7 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
         return callback.failure_page(ctx, request, lang, failure.classification, login_hint)
     cookie, binding = browser_binding.bind(ctx.settings, request)
     with ctx.pool.connection() as conn:
-        store.save_flow(
+        flows.save_flow(
             conn,
             state=flow["state"],
             kind="connect",
@@ -174,8 +123,8 @@ def start_connect(ctx: AuthContext, request: Request) -> Response:
 def _disconnected_for(ctx: AuthContext, address: str, ticket_hash: bytes | None) -> bool:
     """The mailbox was disconnected by an administrator and this link predates that."""
     with ctx.pool.connection() as conn:
-        disconnection = store.disconnection(conn, address)
-        ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+        disconnection = mailboxes.disconnection(conn, address)
+        ticket = tickets.find_ticket(conn, ticket_hash) if ticket_hash else None
     if disconnection is None:
         return False
     if ticket is None:
@@ -190,7 +139,7 @@ def _reconnect_allowed(ctx: AuthContext, login_hint: str | None) -> bool:
     if login_hint is None:
         return False
     with ctx.pool.connection() as conn:
-        return store.reconnectable(conn, login_hint)
+        return mailboxes.reconnectable(conn, login_hint)
 
 
 _ADDRESS = re.compile(r"^[^\s@\x00-\x1f\x7f]{1,200}@[A-Za-z0-9.-]{1,253}$")
@@ -227,7 +176,7 @@ def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
         return JSONResponse({"error": "invalid tenant"}, status_code=400)
     cookie, binding = browser_binding.bind(ctx.settings, request)
     with ctx.pool.connection() as conn:
-        store.save_flow(
+        flows.save_flow(
             conn,
             state=state,
             kind="admin_consent",
@@ -240,31 +189,6 @@ def start_admin_consent(ctx: AuthContext, request: Request) -> Response:
     response = RedirectResponse(admin_consent_url(ctx.settings, state, tenant), status_code=302)
     browser_binding.set_cookie(ctx.settings, response, cookie)
     return response
-
-
-def require_admin(settings: Settings, request: Request) -> Response | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    expected = settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected.encode()):
-        return JSONResponse(
-            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-    return None
-
-
-def _mailbox_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "address": row["address"],
-        "tenant_id": row["tenant_id"],
-        "auth_kind": row["auth_kind"],
-        "reference": row["reference"],
-        "state": row["state"],
-        "state_reason": row["state_reason"],
-        "last_fetch_at": row["last_fetch_at"].isoformat() if row["last_fetch_at"] else None,
-        "last_error": row["last_error"],
-    }
 
 
 # Label values come from fixed sets only: a stranger choosing methods or paths must not

@@ -8,26 +8,24 @@ else is looked at.
 from __future__ import annotations
 
 import json
-import random
 import re
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.auth import browser_binding, pages, store
+from services.auth import browser_binding, pages
 from services.auth.admission import admit
 from services.auth.classify import Classification, classify_error
+from services.auth.context import AuthContext
+from services.auth.errors import IdentityFailure
+from services.auth.grants import sealed_grant
 from services.auth.id_token import SignedInAccount, signed_in_account
-from services.auth.identity import IdentityFailure, TokenResult
+from services.auth.identity import TokenResult
 from services.auth.messages import human_message
-from services.auth.schedule import next_refresh_at
-
-if TYPE_CHECKING:
-    from services.auth.app import AuthContext
+from services.auth.store import flows, mailboxes, tenants, tickets
 
 log = structlog.get_logger(__name__)
 
@@ -97,12 +95,11 @@ def _connect(
     ticket_hash: bytes | None,
 ) -> Response:
     """Connect the account's mailbox if admission allows, consuming the ticket with it."""
-    now = datetime.now(UTC)
     with ctx.pool.connection() as conn, conn.transaction():
-        ticket = store.find_ticket(conn, ticket_hash) if ticket_hash else None
+        ticket = tickets.find_ticket(conn, ticket_hash) if ticket_hash else None
         if ticket_hash and ticket is None:
             return pages.refusal(request, lang, "bad_ticket")
-        rows = store.candidates_for_account(
+        rows = mailboxes.candidates_for_account(
             conn, account.tenant_id, account.object_id, account.username
         )
         admission = admit(
@@ -114,23 +111,19 @@ def _connect(
         if admission.refusal is not None:
             _log_refusal(admission.refusal, rows, account)
             return pages.refusal(request, lang, admission.refusal)
-        if ticket_hash and store.use_ticket(conn, ticket_hash) is None:
+        if ticket_hash and tickets.use_ticket(conn, ticket_hash) is None:
             return pages.refusal(request, lang, "bad_ticket")  # used meanwhile by a twin flow
-        mailbox = store.connect_delegated(
+        mailbox = mailboxes.connect_delegated(
             conn,
             existing_id=admission.existing_id,
             address=account.username,
             tenant_id=account.tenant_id,
             object_id=account.object_id,
             reference=ticket["reference"] if ticket else None,
-            token_cache=ctx.cipher.encrypt(result.cache_state or ""),
-            home_account_id=result.home_account_id,
-            access_token=ctx.cipher.encrypt(result.access_token),
-            access_expires_at=result.expires_at,
-            refresh_due_at=next_refresh_at(now, result.expires_at, random.Random()),  # noqa: S311
+            grant=sealed_grant(ctx.cipher, result, delegated=True),
         )
         if ticket_hash:
-            store.ticket_used_for(conn, ticket_hash, mailbox.id)
+            tickets.ticket_used_for(conn, ticket_hash, mailbox.id)
     log.info("mailbox_connected", mailbox_id=mailbox.id, tenant_id=account.tenant_id)
     return pages.render(
         request,
@@ -148,8 +141,8 @@ def _take_flow(
     """The flow this browser started with ``state``, consumed; else the refusal page."""
     binding = browser_binding.presented(ctx.settings, request)
     with ctx.pool.connection() as conn:
-        flow_row = store.take_flow(conn, state, kind, binding) if state else None
-        foreign = flow_row is None and bool(state) and store.flow_pending(conn, state, kind)
+        flow_row = flows.take_flow(conn, state, kind, binding) if state else None
+        foreign = flow_row is None and bool(state) and flows.flow_pending(conn, state, kind)
     if flow_row is not None:
         return flow_row
     lang = pages.pick_lang(request)
@@ -212,10 +205,7 @@ def failure_page(
     )
     message = human_message(failure.reason, failure.reason_class)[lang]
     extra: dict[str, Any] = {}
-    if failure.reason_class == "admin" or failure.reason in (
-        "admin_consent_required",
-        "consent_missing",
-    ):
+    if failure.admin_can_fix:
         extra["admin_consent_url"] = f"{ctx.settings.public_url}/admin-consent"
     retry = f"{ctx.settings.public_url}/connect" + (
         f"?{urlencode({'login_hint': login_hint})}" if login_hint else ""
@@ -258,11 +248,7 @@ def finish_admin_consent(ctx: AuthContext, request: Request) -> Response:
     except IdentityFailure as failure:
         return failure_page(ctx, request, lang, failure.classification, None)
     with ctx.pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO tenants (tenant_id, admin_consented_at) VALUES (%s, now())"
-            " ON CONFLICT (tenant_id) DO UPDATE SET admin_consented_at = now()",
-            (tenant,),
-        )
+        tenants.record_admin_consent(conn, tenant)
     log.info("admin_consent_recorded", tenant_id=tenant)
     return pages.render(
         request,

@@ -123,6 +123,14 @@ class Classification:
     def needs_person(self) -> bool:
         return self.reason_class in ("reauth", "admin")
 
+    @property
+    def admin_can_fix(self) -> bool:
+        """A tenant administrator's consent is what is missing (the page links to it)."""
+        return self.reason_class == "admin" or self.reason in (
+            "admin_consent_required",
+            "consent_missing",
+        )
+
 
 def classify_error(result: dict[str, Any], *, app_only: bool = False) -> Classification:
     """Classify an msal error dict (the identity platform's JSON error, unchanged)."""

@@ -11,18 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import structlog
 from pydantic import BaseModel, EmailStr, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 
-from services.auth import store
-from services.auth.admin_api import _invalid
-
-if TYPE_CHECKING:
-    from services.auth.app import AuthContext
+from services.auth.context import AuthContext
+from services.auth.json_api import invalid
+from services.auth.store import tickets
 
 log = structlog.get_logger(__name__)
 
@@ -45,12 +43,12 @@ def mint(ctx: AuthContext, body: Any) -> Response:
     try:
         wanted = ConnectLinkRequest.model_validate(body)
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid(exc)
     ticket = secrets.token_urlsafe(32)
     digest = ticket_hash(ticket)
     assert digest is not None
     with ctx.pool.connection() as conn:
-        expires_at = store.save_ticket(
+        expires_at = tickets.save_ticket(
             conn,
             digest,
             str(wanted.address).lower(),

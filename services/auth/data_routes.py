@@ -3,8 +3,7 @@ admin's erasure route (``POST /api/mailboxes/{id}/purge``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -14,11 +13,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from common.settings import Settings
+from services.auth.admin_credential import require_admin
+from services.auth.context import AuthContext
 from services.auth.pages import pick_lang
 from services.lifecycle.purge import purge_mailbox
-
-if TYPE_CHECKING:
-    from services.auth.app import AuthContext
 
 _env = Environment(
     loader=PackageLoader("services.auth", "templates"), autoescape=select_autoescape()
@@ -37,9 +35,7 @@ ENTRA_HELP = {
 }
 
 
-def routes(
-    ctx: AuthContext, require_admin: Callable[[Settings, Request], Response | None]
-) -> list[Route]:
+def routes(ctx: AuthContext) -> list[Route]:
     def data_page(request: Request) -> Response:
         return render_data_page(ctx.settings, request)
 

@@ -2,7 +2,7 @@
 
 Every unauthenticated ``GET /connect`` or ``/admin-consent`` writes an ``oauth_flows`` row;
 one that is never completed would otherwise stay forever. A flow past ``expires_at`` is
-refused by ``store.take_flow`` anyway, so deleting it changes no answer.
+refused by ``store.flows.take_flow`` anyway, so deleting it changes no answer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.health import Heartbeat
-from services.auth import store
+from common.loops import Loop
+from services.auth.store import flows
 
 log = structlog.get_logger(__name__)
 
@@ -27,14 +28,20 @@ class FlowPurger:
         # Silent for three rounds (or two minutes) means the loop is stuck, not just waiting.
         self.heartbeat = Heartbeat(max_age=max(120.0, 3 * interval))
 
+    def purge(self) -> bool:
+        with self._pool.connection() as conn:
+            deleted = flows.purge_flows(conn)
+        if deleted:
+            log.info("oauth_flows_purged", flows=deleted)
+        return False  # whatever expires meanwhile waits for the next round
+
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                with self._pool.connection() as conn:
-                    deleted = store.purge_flows(conn)
-                if deleted:
-                    log.info("oauth_flows_purged", flows=deleted)
-            except Exception:  # the database may be away: try again next round
-                log.warning("oauth_flow_purge_failed", exc_info=True)
-            stop.wait(self._interval)
+        Loop(
+            "oauth_flow_purge",
+            work=self.purge,
+            idle_wait=self._interval,
+            heartbeat=self.heartbeat,
+            # The database may be away: tried again next round, after the usual wait.
+            error_pause=self._interval,
+            error_level="warning",
+        ).run(stop)

@@ -2,7 +2,8 @@
 
 msal answers with dicts for OAuth errors and raises for everything else
 (docs/architecture.md#msal-errors);
-this adapter turns both into :class:`TokenResult` or :class:`IdentityFailure`, once.
+this adapter turns both into :class:`TokenResult` or one of ``errors.py``'s
+:class:`IdentityFailure` types, once.
 """
 
 from __future__ import annotations
@@ -25,16 +26,10 @@ from services.auth.classify import (
     classify_http_status,
     classify_network_error,
 )
+from services.auth.errors import identity_failure
 from services.auth.id_token import IdTokenVerifier, InvalidIdToken, SigningKeysUnavailable
 
 log = structlog.get_logger(__name__)
-
-
-class IdentityFailure(Exception):
-    def __init__(self, classification: Classification, description: str = "") -> None:
-        super().__init__(f"{classification.reason_class}:{classification.reason}")
-        self.classification = classification
-        self.description = description
 
 
 @dataclass
@@ -98,10 +93,10 @@ class IdentityClient:
                 http_cache=self._http_cache,
             )
         except (requests.RequestException, ValueError) as exc:
-            raise IdentityFailure(classify_network_error(exc), str(exc)) from exc
+            raise identity_failure(classify_network_error(exc), str(exc)) from exc
         except MsalServiceError as exc:  # discovery answered 5xx
             seen_status, retry_after = self._retry_after.take()
-            raise IdentityFailure(
+            raise identity_failure(
                 classify_http_status(seen_status or 503, retry_after), str(exc)
             ) from exc
 
@@ -122,11 +117,11 @@ class IdentityClient:
         try:
             claims = self._id_tokens.verify(result.get("id_token"))
         except SigningKeysUnavailable as exc:
-            raise IdentityFailure(
+            raise identity_failure(
                 Classification("transient", "network", "signing_keys_unavailable"), str(exc)
             ) from exc
         except InvalidIdToken as exc:
-            raise IdentityFailure(
+            raise identity_failure(
                 Classification("config", "id_token_invalid", "invalid_id_token"), str(exc)
             ) from exc
         accounts = app.get_accounts()
@@ -150,7 +145,7 @@ class IdentityClient:
             if not home_account_id or a["home_account_id"] == home_account_id
         ]
         if not accounts:
-            raise IdentityFailure(
+            raise identity_failure(
                 Classification("reauth", "consent_missing", "no_refresh_token"),
                 "no account in the token cache",
             )
@@ -206,36 +201,36 @@ class IdentityClient:
             response = exc.response
             http_status = response.status_code if response is not None else 503
             wait = _seconds(response.headers.get("Retry-After")) if response is not None else None
-            raise IdentityFailure(classify_http_status(http_status, wait)) from exc
+            raise identity_failure(classify_http_status(http_status, wait)) from exc
         except (requests.RequestException, ValueError) as exc:
             # ValueError: a non-JSON body (a plain-text 429) fails msal's json.loads.
             seen_status, retry_after = self._retry_after.take()
             if seen_status is not None and (seen_status == 429 or seen_status >= 500):
-                raise IdentityFailure(classify_http_status(seen_status, retry_after)) from exc
-            raise IdentityFailure(classify_network_error(exc), str(exc)) from exc
+                raise identity_failure(classify_http_status(seen_status, retry_after)) from exc
+            raise identity_failure(classify_network_error(exc), str(exc)) from exc
         except MsalServiceError as exc:
             # msal raises ("HTTP Error: 503") instead of returning when the token endpoint
             # answers 5xx; a response msal replays from its own throttling cache was not
             # seen by our hook, hence the 503 default.
             seen_status, retry_after = self._retry_after.take()
-            raise IdentityFailure(
+            raise identity_failure(
                 classify_http_status(seen_status or 503, retry_after), str(exc)
             ) from exc
         except RuntimeError as exc:
             # msal's id_token checks (nonce, issuer, audience) raise RuntimeError and its
             # subclasses: the answer is not for this sign-in, so nothing of it is kept.
             invalid = Classification("reauth", "invalid_id_token", "invalid_id_token")
-            raise IdentityFailure(invalid, type(exc).__name__) from exc
+            raise identity_failure(invalid, type(exc).__name__) from exc
         if result is None:
-            raise IdentityFailure(
+            raise identity_failure(
                 Classification("reauth", "consent_missing", "no_refresh_token"), "cache empty"
             )
         if "error" in result:
             seen_status, retry_after = self._retry_after.take()
             if seen_status == 429:
-                raise IdentityFailure(classify_http_status(429, retry_after))
+                raise identity_failure(classify_http_status(429, retry_after))
             classification = classify_error(result, app_only=app_only)
-            raise IdentityFailure(classification, str(result.get("error_description", ""))[:500])
+            raise identity_failure(classification, str(result.get("error_description", ""))[:500])
         return dict(result)
 
 

@@ -15,7 +15,8 @@ from common.runtime import readiness_checks, start_loops
 from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import metrics
-from services.auth.app import AuthContext, create_app
+from services.auth.app import create_app
+from services.auth.context import AuthContext
 from services.auth.flow_purge import FlowPurger
 from services.auth.identity import IdentityClient
 from services.auth.refresher import Refresher

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -22,16 +23,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from common.settings import Settings
-from services.auth import store
+from services.auth.admin_api import (
+    MAILBOX_STATES,
+    SEARCH_PATTERN,
+    TENANT_PATTERN,
+    decode_cursor,
+    encode_cursor,
+)
+from services.auth.admin_credential import admin_token_matches, bearer_token
+from services.auth.context import AuthContext
 from services.auth.messages import human_message
 from services.auth.pages import pick_lang
-
-if TYPE_CHECKING:
-    from services.auth.app import AuthContext
+from services.auth.store import listing
 
 COOKIE = "bandeja_status"
-STATES = ("active", "needs_reauth", "paused", "disconnected", "error")
+STATES = MAILBOX_STATES
 REFRESH_SECONDS = 5
+PAGE_SIZE = 100  # rows per page: the summary counts every mailbox, the table one page
 _MAX_FORM_BYTES = 4096
 _SESSION_LABEL = b"bandeja-status-session"
 
@@ -55,6 +63,12 @@ TEXT: dict[str, dict[str, str]] = {
     "admin_consent": {"es": "Consentimiento de administrador", "en": "Admin consent"},
     "empty": {"es": "No hay buzones conectados.", "en": "No mailboxes are connected."},
     "generated": {"es": "Actualizado", "en": "Updated"},
+    "filter": {"es": "Filtrar", "en": "Filter"},
+    "all_states": {"es": "todos los estados", "en": "all states"},
+    "tenant": {"es": "Inquilino", "en": "Tenant"},
+    "search": {"es": "Buscar dirección", "en": "Search address"},
+    "next_page": {"es": "Página siguiente", "en": "Next page"},
+    "no_match": {"es": "Ningún buzón coincide.", "en": "No mailbox matches."},
     "active": {"es": "activo", "en": "active"},
     "needs_reauth": {"es": "requiere reautorización", "en": "needs re-authorization"},
     "paused": {"es": "en pausa", "en": "paused"},
@@ -82,21 +96,44 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
     lang = pick_lang(request)
     if not is_authorized(ctx.settings, request):
         return _login_form(request, lang, failed="authorization" in request.headers)
+    wanted = _filter(request)
+    after = decode_cursor(request.query_params.get("cursor", ""))
     with ctx.pool.connection() as conn:
-        mailboxes = store.list_mailboxes(conn)
+        counted = listing.counts_by_state(conn)
+        page = listing.page_of_mailboxes(conn, wanted, after or None, PAGE_SIZE)
     now = datetime.now(UTC)
-    rows = [_row(ctx.settings, m, lang, now) for m in mailboxes]
-    counts = dict.fromkeys(STATES, 0)
-    for row in rows:  # a state this page does not know yet is still counted
-        counts[row.state] = counts.get(row.state, 0) + 1
+    counts = dict.fromkeys(STATES, 0) | counted  # a state this page does not know is shown too
     html = _env.get_template("status.html").render(
         **_common(lang),
-        rows=rows,
+        rows=[_row(ctx.settings, m, lang, now) for m in page.rows],
         counts=counts,
+        filtered=wanted != listing.MailboxFilter(),
+        wanted=wanted,
+        next_query=_next_query(request, page.last_address),
         refresh=REFRESH_SECONDS,
         generated_at=_absolute(now),
     )
     return HTMLResponse(html)  # headers: page_headers.py
+
+
+def _filter(request: Request) -> listing.MailboxFilter:
+    """The page's filters from its query string; a value it could not have offered is
+    ignored (the page shows everything rather than an error)."""
+    state = request.query_params.get("state")
+    tenant = request.query_params.get("tenant", "").strip()
+    search = request.query_params.get("q", "").strip()
+    return listing.MailboxFilter(
+        state=state if state in STATES else None,
+        tenant_id=tenant if re.match(TENANT_PATTERN, tenant) else None,
+        search=search if re.match(SEARCH_PATTERN, search) else None,
+    )
+
+
+def _next_query(request: Request, last_address: str | None) -> str | None:
+    if last_address is None:
+        return None
+    kept = {k: v for k, v in request.query_params.items() if k in ("state", "tenant", "q", "lang")}
+    return urlencode(kept | {"cursor": encode_cursor(last_address)})
 
 
 async def login(ctx: AuthContext, request: Request) -> Response:
@@ -108,8 +145,7 @@ async def login(ctx: AuthContext, request: Request) -> Response:
         if len(body) > _MAX_FORM_BYTES:
             return Response(status_code=413)
     presented = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-    expected = ctx.settings.admin_token.get_secret_value()
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if not admin_token_matches(ctx.settings, presented):
         return _login_form(request, lang, failed=True)
     response = RedirectResponse(_keep_lang("/status", request), status_code=303)
     response.set_cookie(
@@ -142,12 +178,12 @@ def _valid_session(settings: Settings, cookie: str) -> bool:
 
 
 def is_authorized(settings: Settings, request: Request) -> bool:
-    expected = settings.admin_token.get_secret_value()
-    if not expected:
-        return False
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return hmac.compare_digest(presented.encode(), expected.encode())
+    """The admin token as a Bearer header, or a live session cookie from the login form."""
+    presented = bearer_token(request)
+    if presented is not None:
+        return admin_token_matches(settings, presented)
+    if not settings.admin_token.get_secret_value():
+        return False  # no session is signed with an empty key
     return _valid_session(settings, request.cookies.get(COOKIE, ""))
 
 
@@ -231,5 +267,3 @@ def _relative(moment: datetime, now: datetime, lang: str) -> str:
 
 def _is_https(settings: Settings, request: Request) -> bool:
     return settings.public_url.startswith("https://") or request.url.scheme == "https"
-
-

@@ -16,7 +16,9 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from services.auth import metrics, store
+from common.loops import Loop
+from services.auth import metrics
+from services.auth.store import listing, tokens
 
 log = structlog.get_logger(__name__)
 
@@ -26,18 +28,10 @@ SNAPSHOT_TIMEOUT_SECONDS = 5.0
 
 def token_health(pool: ConnectionPool[Connection[Any]]) -> dict[str, Any]:
     with pool.connection(timeout=SNAPSHOT_TIMEOUT_SECONDS) as conn, conn.transaction():
-        conn.execute(f"SET LOCAL statement_timeout = {int(SNAPSHOT_TIMEOUT_SECONDS * 1000)}")
-        states = store.mailbox_counts_by_state(conn)
-        row = conn.execute(
-            "SELECT extract(epoch FROM min(t.access_expires_at) - now()) AS s"
-            " FROM mailbox_tokens t JOIN mailboxes m ON m.id = t.mailbox_id"
-            " WHERE m.state = 'active'"
-        ).fetchone()
-    earliest = row["s"] if row else None
-    return {
-        "states": states,
-        "earliest_expiry_seconds": float(earliest) if earliest is not None else None,
-    }
+        listing.bound_statements(conn, SNAPSHOT_TIMEOUT_SECONDS)
+        states = listing.counts_by_state(conn)
+        earliest = tokens.earliest_expiry_seconds(conn)
+    return {"states": states, "earliest_expiry_seconds": earliest}
 
 
 class TokenHealthSampler:
@@ -45,15 +39,14 @@ class TokenHealthSampler:
         self._pool = pool
         self._interval = interval
 
-    def sample(self) -> None:
+    def sample(self) -> bool:
         try:
             snapshot: dict[str, Any] | None = token_health(self._pool)
         except Exception as exc:  # noqa: BLE001 - the database is away: say so in the metrics
             log.debug("token_health_unavailable", error_type=type(exc).__name__)
             snapshot = None
         metrics.TOKEN_HEALTH.update(snapshot)
+        return False  # one snapshot per interval, never more
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.sample()
-            stop.wait(self._interval)
+        Loop("token_health", work=self.sample, idle_wait=self._interval).run(stop)

@@ -1,11 +1,10 @@
-"""The auth service's tables: OAuth flows in flight, mailboxes, encrypted tokens."""
+"""Mailboxes and their states; every state transition writes its event to the outbox in
+the same transaction."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
@@ -13,9 +12,9 @@ from psycopg.types.json import Jsonb
 
 from common import events
 from common.db import MAILBOX_CHANNEL
+from services.auth.store import tenants, tokens
 
 EVENT_SOURCE = "urn:bandeja:auth"
-_STATE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
 @dataclass(frozen=True)
@@ -29,71 +28,6 @@ class Mailbox:
 
 
 _MAILBOX = "id, address, tenant_id, state, auth_kind, erp_reference AS reference"
-
-
-def save_flow(
-    conn: Connection[Any],
-    *,
-    state: str,
-    kind: str,
-    flow: bytes,
-    login_hint: str | None,
-    lang: str,
-    ttl: float,
-    browser_binding: bytes,
-    ticket_hash: bytes | None = None,
-) -> None:
-    conn.execute(
-        "INSERT INTO oauth_flows (state, kind, flow, login_hint, lang, expires_at,"
-        "   browser_binding, ticket_hash)"
-        " VALUES (%s, %s, %s, %s, %s, now() + %s, %s, %s)",
-        (
-            state,
-            kind,
-            flow,
-            login_hint,
-            lang,
-            timedelta(seconds=ttl),
-            browser_binding,
-            ticket_hash,
-        ),
-    )
-
-
-def take_flow(
-    conn: Connection[Any], state: str, kind: str, browser_binding: bytes | None
-) -> dict[str, Any] | None:
-    """Consume a flow exactly once, only from the browser that started it; None for an
-    unknown, replayed, expired or foreign one."""
-    if not _STATE.match(state) or browser_binding is None:
-        return None  # not a state we could have issued (and PostgreSQL text refuses NUL)
-    row: dict[str, Any] | None = conn.execute(
-        "UPDATE oauth_flows SET consumed_at = now()"
-        " WHERE state = %s AND kind = %s AND consumed_at IS NULL AND expires_at > now()"
-        "   AND browser_binding = %s"
-        " RETURNING flow, login_hint, lang, ticket_hash",
-        (state, kind, browser_binding),
-    ).fetchone()
-    return row
-
-
-def flow_pending(conn: Connection[Any], state: str, kind: str) -> bool:
-    """A live flow with this state exists (so a refused callback came from another browser)."""
-    if not _STATE.match(state):
-        return False
-    return (
-        conn.execute(
-            "SELECT 1 FROM oauth_flows WHERE state = %s AND kind = %s AND consumed_at IS NULL"
-            " AND expires_at > now()",
-            (state, kind),
-        ).fetchone()
-        is not None
-    )
-
-
-def purge_flows(conn: Connection[Any]) -> int:
-    """Delete flows past their expiry (used or not): take_flow refuses them already."""
-    return conn.execute("DELETE FROM oauth_flows WHERE expires_at < now()").rowcount
 
 
 def _mailbox_event(
@@ -120,15 +54,11 @@ def connect_mailbox(
     address: str,
     tenant_id: str,
     auth_kind: str,
-    token_cache: bytes | None,
-    home_account_id: str | None,
-    access_token: bytes,
-    access_expires_at: datetime,
-    refresh_due_at: datetime,
+    grant: tokens.Grant,
     reference: str | None = None,
 ) -> Mailbox:
     """Create or reconnect an app-only mailbox (keyed by address: it has no user)."""
-    conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+    tenants.ensure_tenant(conn, tenant_id)
     row = conn.execute(
         "INSERT INTO mailboxes (address, tenant_id, auth_kind, state, next_fetch_at,"
         "   erp_reference)"
@@ -143,15 +73,7 @@ def connect_mailbox(
     ).fetchone()
     assert row is not None
     mailbox = Mailbox(**row)
-    _store_tokens_and_announce(
-        conn,
-        mailbox,
-        token_cache=token_cache,
-        home_account_id=home_account_id,
-        access_token=access_token,
-        access_expires_at=access_expires_at,
-        refresh_due_at=refresh_due_at,
-    )
+    _save_grant_and_announce(conn, mailbox, grant)
     return mailbox
 
 
@@ -175,11 +97,7 @@ def connect_delegated(
     tenant_id: str,
     object_id: str,
     reference: str | None,
-    token_cache: bytes | None,
-    home_account_id: str | None,
-    access_token: bytes,
-    access_expires_at: datetime,
-    refresh_due_at: datetime,
+    grant: tokens.Grant,
 ) -> Mailbox:
     """Connect a signed-in account's mailbox (new, or the row admission chose): new tokens,
     state ``active``, a ``connected`` event.
@@ -188,7 +106,7 @@ def connect_delegated(
     while it waited is still unread on the server and is fetched on the next poll. The
     address follows the account (a renamed user keeps their mailbox).
     """
-    conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+    tenants.ensure_tenant(conn, tenant_id)
     values = {
         "id": existing_id,
         "address": address,
@@ -216,40 +134,12 @@ def connect_delegated(
         ).fetchone()
     assert row is not None
     mailbox = Mailbox(**row)
-    _store_tokens_and_announce(
-        conn,
-        mailbox,
-        token_cache=token_cache,
-        home_account_id=home_account_id,
-        access_token=access_token,
-        access_expires_at=access_expires_at,
-        refresh_due_at=refresh_due_at,
-    )
+    _save_grant_and_announce(conn, mailbox, grant)
     return mailbox
 
 
-def _store_tokens_and_announce(
-    conn: Connection[Any],
-    mailbox: Mailbox,
-    *,
-    token_cache: bytes | None,
-    home_account_id: str | None,
-    access_token: bytes,
-    access_expires_at: datetime,
-    refresh_due_at: datetime,
-) -> None:
-    conn.execute(
-        "INSERT INTO mailbox_tokens (mailbox_id, token_cache, home_account_id, access_token,"
-        "   access_expires_at, refresh_due_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (mailbox_id) DO UPDATE SET token_cache = EXCLUDED.token_cache,"
-        "   home_account_id = EXCLUDED.home_account_id, access_token = EXCLUDED.access_token,"
-        "   access_expires_at = EXCLUDED.access_expires_at,"
-        "   refresh_due_at = EXCLUDED.refresh_due_at, refresh_requested = false,"
-        "   refresh_lease_until = NULL, failure_count = 0,"
-        "   generation = mailbox_tokens.generation + 1, updated_at = now()",
-        (mailbox.id, token_cache, home_account_id, access_token, access_expires_at, refresh_due_at),
-    )
+def _save_grant_and_announce(conn: Connection[Any], mailbox: Mailbox, grant: tokens.Grant) -> None:
+    tokens.save_grant(conn, mailbox.id, grant)
     events.add_to_outbox(
         conn,
         _mailbox_event(events.MAILBOX_CONNECTED, mailbox, {"auth_kind": mailbox.auth_kind}),
@@ -289,55 +179,6 @@ def reconnectable(conn: Connection[Any], address: str) -> bool:
         (address,),
     ).fetchone()
     return row is not None
-
-
-def save_ticket(
-    conn: Connection[Any], ticket_hash: bytes, address: str, reference: str, ttl: float
-) -> datetime:
-    row = conn.execute(
-        "INSERT INTO connect_tickets (ticket_hash, address, erp_reference, expires_at)"
-        " VALUES (%s, %s, %s, now() + %s) RETURNING expires_at",
-        (ticket_hash, address, reference, timedelta(seconds=ttl)),
-    ).fetchone()
-    assert row is not None
-    expires_at: datetime = row["expires_at"]
-    return expires_at
-
-
-def find_ticket(conn: Connection[Any], ticket_hash: bytes) -> dict[str, Any] | None:
-    """An unused, unexpired ticket: its address, reference and when it was minted."""
-    row: dict[str, Any] | None = conn.execute(
-        "SELECT address, erp_reference AS reference, created_at FROM connect_tickets"
-        " WHERE ticket_hash = %s AND used_at IS NULL AND expires_at > now()",
-        (ticket_hash,),
-    ).fetchone()
-    return row
-
-
-def use_ticket(conn: Connection[Any], ticket_hash: bytes) -> dict[str, Any] | None:
-    """Consume a ticket once (in the transaction that connects its mailbox)."""
-    row: dict[str, Any] | None = conn.execute(
-        "UPDATE connect_tickets SET used_at = now()"
-        " WHERE ticket_hash = %s AND used_at IS NULL AND expires_at > now()"
-        " RETURNING address, erp_reference AS reference, created_at",
-        (ticket_hash,),
-    ).fetchone()
-    return row
-
-
-def ticket_used_for(conn: Connection[Any], ticket_hash: bytes, mailbox_id: int) -> None:
-    conn.execute(
-        "UPDATE connect_tickets SET mailbox_id = %s WHERE ticket_hash = %s",
-        (mailbox_id, ticket_hash),
-    )
-
-
-def list_mailboxes(conn: Connection[Any]) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT id, address, tenant_id, auth_kind, state, state_reason, last_fetch_at,"
-        " last_error, erp_reference AS reference, created_at, updated_at"
-        " FROM mailboxes ORDER BY address"
-    ).fetchall()
 
 
 def get_mailbox(conn: Connection[Any], mailbox_id: int) -> Mailbox | None:
@@ -382,11 +223,6 @@ def disconnect(conn: Connection[Any], mailbox_id: int) -> bool:
     conn.execute("DELETE FROM mailbox_tokens WHERE mailbox_id = %s", (mailbox_id,))
     events.add_to_outbox(conn, _mailbox_event(events.MAILBOX_DISCONNECTED, Mailbox(**row)))
     return True
-
-
-def mailbox_counts_by_state(conn: Connection[Any]) -> dict[str, int]:
-    rows = conn.execute("SELECT state, count(*) AS n FROM mailboxes GROUP BY state").fetchall()
-    return {r["state"]: r["n"] for r in rows}
 
 
 _CONFIGURABLE = ("folder", "post_action", "move_to_folder", "poll_interval")

@@ -1,0 +1,65 @@
+"""One shape for a service's background loops: heartbeat, one unit of work, wait, and one
+answer to an error.
+
+Each turn beats the heartbeat (the liveness probe sees a loop that stopped turning), does
+one unit of work, then waits: not at all when the work says more is pending, else until a
+wake-up (a LISTEN/NOTIFY hint) or ``idle_wait`` seconds. An error is logged once, at the
+loop's level, and pauses the loop ``error_pause`` seconds (instead of the idle wait), so a
+database or broker that went away is retried, not spun on. A stop ends the loop between
+turns and cuts its waits short.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from common.health import Heartbeat
+
+log = structlog.get_logger(__name__)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Loop:
+    name: str
+    # One unit of work; True when more is waiting now (turn again without waiting).
+    work: Callable[[], bool]
+    idle_wait: float
+    # Waits up to its argument in seconds, returning early on a wake-up; None: a plain
+    # sleep that a stop cuts short.
+    wake: Callable[[float], object] | None = None
+    heartbeat: Heartbeat | None = None
+    error_pause: float = 2.0
+    # "warning" where an error is an expected outage (the database away), "error" where
+    # it means a bug; the event is ``<name>_failed`` unless named.
+    error_level: LogLevel = "error"
+    error_event: str | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if self.heartbeat is not None:
+                self.heartbeat.beat()
+            try:
+                more = self.work()
+            except Exception:  # noqa: BLE001 - the loop outlives any one failure, by design
+                self._failed()
+                stop.wait(self.error_pause)  # instead of the idle wait, not on top of it
+                continue
+            if not more and not stop.is_set():
+                self._wait(stop)
+
+    def _failed(self) -> None:
+        event = self.error_event or f"{self.name}_failed"
+        getattr(log, self.error_level)(event, loop=self.name, exc_info=True)
+
+    def _wait(self, stop: threading.Event) -> None:
+        if self.wake is None:
+            stop.wait(self.idle_wait)
+        else:
+            self.wake(self.idle_wait)
