@@ -30,15 +30,11 @@ from contextlib import contextmanager
 
 from prometheus_client import Gauge
 
-from common.errors import TransientError
+from services.processor.errors import BudgetWaitTooLong
 
 BYTES_IN_FLIGHT = Gauge(
     "bandeja_process_bytes_in_flight", "Raw mail bytes being loaded and parsed right now"
 )
-
-
-class BudgetWaitTooLong(TransientError):
-    """Waited longer than a batch should; dramatiq retries it later with backoff."""
 
 
 class MemoryBudget:
