@@ -28,13 +28,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Gauge
-
 from services.processor.errors import BudgetWaitTooLong
-
-BYTES_IN_FLIGHT = Gauge(
-    "bandeja_process_bytes_in_flight", "Raw mail bytes being loaded and parsed right now"
-)
+from services.processor.metrics import BYTES_IN_FLIGHT
 
 
 class MemoryBudget:
