@@ -30,6 +30,15 @@ FETCH_QUEUE = "fetch"
 PROCESS_QUEUE = "process"
 WORKER_QUEUES = (FETCH_QUEUE, PROCESS_QUEUE)
 
+# Actor names are a contract between services: one sends by name (``send``) what another
+# declares with ``@dramatiq.actor(actor_name=...)``, and messages already queued keep them
+# across releases.
+FETCH_MAILBOX_ACTOR = "fetch_mailbox"  # on FETCH_QUEUE: (mailbox_id)
+PROCESS_MESSAGES_ACTOR = "process_messages"  # on PROCESS_QUEUE: (raw_ids), one fetch batch
+PROCESS_MESSAGE_ACTOR = "process_message"  # on PROCESS_QUEUE: (raw_id), operators' re-drives
+# on PROCESS_QUEUE: sent by dramatiq's Retries middleware for a message out of retries
+SETTLE_EXHAUSTED_ACTOR = "settle_exhausted_processing"
+
 
 def tuned_url(url: str) -> str:
     """Add the connection defaults to an AMQP URL unless the operator set them."""

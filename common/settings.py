@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DELEGATED_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_IMAP_SCOPE = "https://outlook.office365.com/.default"
 DEFAULT_PROCESS_BYTES_IN_FLIGHT = 48 * 1024 * 1024
+# Retries of a processing message before its mails are settled (services/processor/actors.py).
+DEFAULT_PROCESS_MAX_RETRIES = 8
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # 32 characters of a random token (e.g. `openssl rand -hex 32`) put guessing out of reach;
 # the public status login would otherwise be a password prompt for a short word.
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     idle_renew_seconds: float = 600.0
     # Retries of a processing message (backoff 1 s doubling to 2 min, jittered: 8 ≈ 5 minutes)
     # before its mails are settled: one last attempt each, else a `failed` document.
-    process_max_retries: int = Field(default=8, ge=0, le=20)
+    process_max_retries: int = Field(default=DEFAULT_PROCESS_MAX_RETRIES, ge=0, le=20)
     # Raw mail bytes one processor process loads and parses at once (parsing peaks at about
     # 8-11x a mail's size, 22x for a mail that is mostly an XML attachment): 48 MiB keeps
     # eight threads on large mails under 1 GiB, and on XML-heavy ones near 1.3 GiB, within
@@ -137,6 +139,7 @@ class Settings(BaseSettings):
     @property
     def allowed_tenant_ids(self) -> frozenset[str]:
         return frozenset(t for t in self.allowed_tenants.split(",") if t)
+
     @field_validator("admin_token")
     @classmethod
     def _long_admin_token(cls, value: SecretStr) -> SecretStr:

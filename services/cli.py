@@ -85,7 +85,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     from common.broker import setup_broker
     from common.db import connect
     from common.health import broker_check
-    from services.processor.reprocess import SendInterrupted, reprocess
+    from services.processor.errors import SendInterrupted
+    from services.processor.reprocess import reprocess
 
     if not args.failed and args.stranded_minutes is None:
         print("bandeja reprocess: give --failed, --stranded-minutes N or both", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from common.broker import FETCH_QUEUE
+from common.broker import FETCH_MAILBOX_ACTOR, FETCH_QUEUE
 from services.fetcher.fetch import FetchDeps, fetch_mailbox
 
 _deps: FetchDeps | None = None
@@ -21,7 +21,10 @@ def bind(deps: FetchDeps) -> None:
 
 
 @dramatiq.actor(
-    actor_name="fetch_mailbox", queue_name=FETCH_QUEUE, max_retries=0, time_limit=10 * 60 * 1000
+    actor_name=FETCH_MAILBOX_ACTOR,
+    queue_name=FETCH_QUEUE,
+    max_retries=0,
+    time_limit=10 * 60 * 1000,
 )
 def fetch_mailbox_actor(mailbox_id: int) -> None:
     assert _deps is not None, "services.fetcher.actors.bind() was not called"

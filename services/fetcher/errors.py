@@ -1,8 +1,39 @@
-"""Fetcher-specific errors, under the common tree (common/errors.py)."""
+"""The fetcher's exceptions, all under the common tree (common/errors.py).
+
+::
+
+    TransientError
+    ├── TokenRejected          IMAP refused the access token (``expired``: BYE AccessTokenExpired)
+    ├── TenantBusy             the tenant's IMAP slots are in use, or it is throttled (``wait``)
+    ├── LeaseLost              the mailbox stopped being ours during the run
+    └── ServiceUnavailable
+        ├── ConnectionDropped  BYE, timeout or dead socket (``kind`` says which)
+        └── ProtocolViolation  what no session of ours reads past (a literal over the cap)
+    PermanentError
+    ├── MessageOverCap         one mail is larger than the size cap (``uid``, ``size``)
+    └── MailboxUnavailable
+        ├── NotConnected       ``BAD User is authenticated but not connected``
+        └── FolderMissing
+
+The IMAP adapter (imap.py's ``translate``) is the one place that reads server text to pick
+among these; everything above it, the failure policy (failure_policy.py) first, branches
+on the types and their fields.
+"""
 
 from __future__ import annotations
 
-from common.errors import MailboxUnavailable, ServiceUnavailable, TransientError
+from typing import Literal
+
+from common.errors import (
+    MailboxUnavailable,
+    PermanentError,
+    ServiceUnavailable,
+    TransientError,
+)
+
+# bye: the server ended the session (imapclient's abort); timeout: the socket read or
+# connect timed out; connection: any other socket, TLS or protocol-level failure.
+DropKind = Literal["bye", "timeout", "connection"]
 
 
 class TokenRejected(TransientError):
@@ -16,13 +47,46 @@ class TokenRejected(TransientError):
         self.expired = expired
 
 
+class TenantBusy(TransientError):
+    """Every IMAP slot of the tenant is in use, or the tenant is throttled."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class LeaseLost(TransientError):
+    """The mailbox stopped being ours, or stopped being active, during the run."""
+
+
 class ConnectionDropped(ServiceUnavailable):
     """The server closed the session (``BYE``), or the socket died mid-command."""
+
+    def __init__(self, message: str, *, kind: DropKind = "connection") -> None:
+        super().__init__(message)
+        self.kind: DropKind = kind
 
 
 class ProtocolViolation(ServiceUnavailable):
     """The server sent what no IMAP session of ours accepts (a literal far over the size
     cap); the session is dropped without a LOGOUT and the mailbox fetched again later."""
+
+
+class OversizedLiteral(ProtocolViolation):
+    """The server announced a literal larger than the session will read.
+
+    Raised from inside imaplib's read, and not an imaplib error on purpose: imaplib
+    re-raises its own errors as new ones, by text.
+    """
+
+
+class MessageOverCap(PermanentError):
+    """A mail turned out larger than the cap while it was being read."""
+
+    def __init__(self, uid: int, size: int) -> None:
+        super().__init__(f"message {uid} is larger than the cap ({size}+ bytes read)")
+        self.uid = uid
+        self.size = size
 
 
 class NotConnected(MailboxUnavailable):
@@ -31,8 +95,4 @@ class NotConnected(MailboxUnavailable):
 
 
 class FolderMissing(MailboxUnavailable):
-    pass
-
-
-class LeaseLost(TransientError):
-    """The mailbox stopped being ours, or stopped being active, during the run."""
+    """The configured folder cannot be selected."""

@@ -23,27 +23,16 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from common.broker import PROCESS_QUEUE, send
-from common.errors import (
-    BandejaError,
-    MailboxUnavailable,
-    ServiceUnavailable,
-    Throttled,
-    TokenNotReady,
-    TransientError,
-)
+from common.broker import PROCESS_MESSAGES_ACTOR, PROCESS_QUEUE, send
+from common.errors import BandejaError, ServiceUnavailable
 from common.settings import Settings
 from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from common.tracing import tracer
-from services.fetcher import limits, metrics, store, sync
-from services.fetcher.errors import (
-    ConnectionDropped,
-    LeaseLost,
-    ProtocolViolation,
-    TokenRejected,
-)
-from services.fetcher.imap import ImapSession, MessageOverCap
+from services.fetcher import failure_policy, metrics, store, sync
+from services.fetcher.errors import LeaseLost, MessageOverCap, TenantBusy
+from services.fetcher.imap import ImapSession
 from services.fetcher.sessions import SessionPool
+from services.fetcher.store import tenant_limits
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -63,7 +52,7 @@ class FetchDeps:
     cipher: TokenCipher
     # One processing message per stored batch: the processor writes it in one transaction.
     enqueue: Callable[[list[int]], None] = lambda raw_ids: send(
-        PROCESS_QUEUE, "process_messages", raw_ids
+        PROCESS_QUEUE, PROCESS_MESSAGES_ACTOR, raw_ids
     )
     owner: str = socket.gethostname()
     # Off unless the process configures it: every run logs in and out.
@@ -146,21 +135,13 @@ def _with_database_retries(
     return None
 
 
-class TenantBusy(TransientError):
-    """Every IMAP slot of the tenant is in use, or the tenant is throttled."""
-
-    def __init__(self, message: str, wait: float) -> None:
-        super().__init__(message)
-        self.wait = wait
-
-
 @contextmanager
 def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None]:
     with deps.pool.connection() as conn:
-        wait = limits.throttled_for(conn, mailbox.tenant_id)
+        wait = tenant_limits.throttled_for(conn, mailbox.tenant_id)
         if wait > 0:
             raise TenantBusy("tenant throttled by the IMAP server", wait)
-        slot = limits.acquire_slot(
+        slot = tenant_limits.acquire_slot(
             conn, mailbox.tenant_id, deps.owner, deps.settings.imap_connections_per_tenant
         )
     if slot is None:
@@ -169,7 +150,7 @@ def _tenant_slot(deps: FetchDeps, mailbox: store.LeasedMailbox) -> Iterator[None
         yield
     finally:
         with deps.pool.connection() as conn:
-            limits.release_slot(conn, mailbox.tenant_id, slot, deps.owner)
+            tenant_limits.release_slot(conn, mailbox.tenant_id, slot, deps.owner)
 
 
 def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
@@ -180,13 +161,11 @@ def _run(deps: FetchDeps, mailbox: store.LeasedMailbox) -> RunStats:
         session = ImapSession.open(deps.settings, mailbox.address, usable.token)
     try:
         stats = _drain(deps, mailbox, session)
-    except (Throttled, ProtocolViolation):
-        # Not even a LOGOUT: the server asked for silence for the suggested time, or sent
-        # what cannot be read past (a LOGOUT would read the rest of it).
-        session.drop()
-        raise
-    except BaseException:
-        session.close()
+    except BaseException as exc:
+        if failure_policy.ends_without_logout(exc):
+            session.drop()
+        else:
+            session.close()
         raise
     deps.sessions.park(mailbox.id, mailbox.address, session, expires_at)
     return stats
@@ -340,19 +319,17 @@ def _finish_stored(
 
 
 def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaError) -> str:
-    result, kind, retry_in = _failure_policy(exc, mailbox.error_count)
-    if kind:
-        metrics.IMAP_ERRORS.labels(kind).inc()
+    history = failure_policy.History(mailbox.error_count, deps.settings.mailbox_error_threshold)
+    decision = failure_policy.after_fetch_failure(exc, history)
+    if decision.error_kind:
+        metrics.IMAP_ERRORS.labels(decision.error_kind).inc()
     with deps.pool.connection() as conn:
-        if isinstance(exc, TokenRejected):
+        if decision.request_token_refresh:
             request_refresh(conn, mailbox.id)
-        if isinstance(exc, Throttled):
-            limits.throttle_tenant(conn, mailbox.tenant_id, exc.backoff_seconds)
-            metrics.THROTTLE_WAIT.inc(exc.backoff_seconds)
-        if (
-            isinstance(exc, MailboxUnavailable)
-            and mailbox.error_count + 1 >= deps.settings.mailbox_error_threshold
-        ):
+        if decision.throttle_tenant_seconds > 0:
+            tenant_limits.throttle_tenant(conn, mailbox.tenant_id, decision.throttle_tenant_seconds)
+            metrics.THROTTLE_WAIT.inc(decision.throttle_tenant_seconds)
+        if decision.move_to_error:
             with conn.transaction():
                 store.move_to_error(conn, mailbox.id, f"{type(exc).__name__}: {exc}")
             log.error("mailbox_error", mailbox_id=mailbox.id, error=str(exc)[:300])
@@ -361,31 +338,10 @@ def _record_failure(deps: FetchDeps, mailbox: store.LeasedMailbox, exc: BandejaE
         mailbox_id=mailbox.id,
         error_type=type(exc).__name__,
         error=str(exc)[:300],
-        retry_in=round(retry_in, 1),
+        retry_in=round(decision.retry_in, 1),
     )
     with deps.pool.connection() as conn:
-        store.release_failed(conn, mailbox.id, deps.owner, f"{type(exc).__name__}: {exc}", retry_in)
-    return result
-
-
-def _failure_policy(exc: BandejaError, error_count: int) -> tuple[str, str | None, float]:
-    """(result label, IMAP error kind, seconds until the next attempt)."""
-    backoff = min(300.0, 5.0 * 2 ** min(error_count, 6))
-    if isinstance(exc, TenantBusy):
-        return ("throttled" if exc.wait > 1.0 else "skipped"), None, exc.wait
-    if isinstance(exc, Throttled):
-        return "throttled", "throttled", max(exc.backoff_seconds, 1.0)
-    if isinstance(exc, TokenNotReady | TokenRejected):
-        # Auth was asked for a forced refresh; look again as soon as it can be done.
-        return "token_rejected", "auth" if isinstance(exc, TokenRejected) else None, 2.0
-    kind = "protocol"
-    if isinstance(exc, MailboxUnavailable):
-        kind = "mailbox_unavailable"
-    elif isinstance(exc, ConnectionDropped):
-        text = str(exc)
-        kind = "timeout" if "timeout" in text.lower() else "connection"
-        if "IMAPClientAbortError" in text:
-            kind = "bye"
-        # A dropped session is usually fine again at once (Exchange's random BYEs).
-        backoff = min(1.0 * 2 ** min(error_count, 5), 30.0)
-    return "error", kind, backoff
+        store.release_failed(
+            conn, mailbox.id, deps.owner, f"{type(exc).__name__}: {exc}", decision.retry_in
+        )
+    return decision.result

@@ -25,8 +25,9 @@ from common.settings import Settings
 from services.fetcher.errors import (
     ConnectionDropped,
     FolderMissing,
+    MessageOverCap,
     NotConnected,
-    ProtocolViolation,
+    OversizedLiteral,
     TokenRejected,
 )
 
@@ -58,36 +59,42 @@ class FolderStatus:
     exists: int
 
 
-class OversizedLiteral(Exception):
-    """The server announced a literal larger than the session will read.
-
-    Not an imaplib error on purpose: imaplib re-raises its own errors as new ones, by text.
-    """
-
-
-class MessageOverCap(Exception):
-    """A mail turned out larger than the cap while it was being read."""
-
-    def __init__(self, uid: int, size: int) -> None:
-        super().__init__(f"message {uid} is larger than the cap ({size}+ bytes read)")
-        self.uid = uid
-        self.size = size
+# Untagged responses during IDLE that mean the mailbox changed (RFC 2177, RFC 3501 §7.3).
+_NEW_MAIL = (b"EXISTS", b"RECENT")
 
 
 def translate(exc: BaseException) -> Exception:
     """Map one imapclient / socket / TLS failure to the most specific Bandeja error."""
     text = str(exc)
+    if from_text := _from_server_text(text):
+        return from_text
+    if isinstance(exc, LoginError) and not _CONNECTION_LOST.match(text):
+        return TokenRejected(text)
+    if isinstance(exc, IMAPClientAbortError):
+        return ConnectionDropped(f"{type(exc).__name__}: {text}", kind="bye")
+    if isinstance(exc, socket.timeout):
+        return ConnectionDropped(f"{type(exc).__name__}: {text}", kind="timeout")
+    if isinstance(exc, ssl.SSLError | OSError):
+        return ConnectionDropped(f"{type(exc).__name__}: {text}", kind="connection")
+    return ConnectionDropped(f"protocol error: {text}", kind="connection")
+
+
+def _from_server_text(text: str) -> Exception | None:
+    """The errors only the server's words tell apart (docs/architecture.md#exo-responses)."""
     if throttled := _THROTTLED.search(text):
         return Throttled(text, backoff_seconds=_throttle_backoff(int(throttled.group(1)) / 1000))
     if _TOKEN_EXPIRED in text:
         return TokenRejected(text, expired=True)
     if _NOT_CONNECTED in text:
         return NotConnected(text)
-    if isinstance(exc, LoginError) and not _CONNECTION_LOST.match(text):
-        return TokenRejected(text)
-    if isinstance(exc, IMAPClientAbortError | socket.timeout | ssl.SSLError | OSError):
-        return ConnectionDropped(f"{type(exc).__name__}: {text}")
-    return ConnectionDropped(f"protocol error: {text}")
+    return None
+
+
+def _bye_error(response: tuple[Any, ...]) -> Exception:
+    """A BYE that arrived as an untagged response (during IDLE), not as an exception."""
+    text = b" ".join(r if isinstance(r, bytes) else str(r).encode() for r in response)
+    decoded = text.decode(errors="replace")
+    return _from_server_text(decoded) or ConnectionDropped(f"BYE: {decoded}", kind="bye")
 
 
 def _throttle_backoff(suggested: float) -> float:
@@ -107,8 +114,6 @@ def translated() -> Iterator[None]:
         yield
     except (IMAPClientError, OSError) as exc:
         raise translate(exc) from exc
-    except OversizedLiteral as exc:
-        raise ProtocolViolation(str(exc)) from exc
 
 
 def cap_literals(client: IMAPClient, cap: int) -> None:
@@ -178,10 +183,40 @@ class ImapSession:
             exists=int(info.get(b"EXISTS", 0)),
         )
 
+    def select_readonly(self, folder: str) -> None:
+        """EXAMINE the folder, for watching it: nothing read there changes a flag."""
+        with translated():
+            self._client.select_folder(folder, readonly=True)
+
     def noop(self) -> None:
         """A round trip that proves the session is still logged in."""
         with translated():
             self._client.noop()
+
+    @contextmanager
+    def idling(self) -> Iterator[None]:
+        """IDLE (RFC 2177) for the body of the ``with``; DONE when it ends, however."""
+        with translated():
+            self._client.idle()
+            try:
+                yield
+            finally:
+                self._client.idle_done()
+
+    def idle_check(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in IDLE; True if new mail was announced.
+
+        A BYE arrives here as an untagged response, not as an exception: Exchange ends
+        sessions this way when the token expires (``BYE Session invalidated -
+        AccessTokenExpired``) or at random (``BYE Connection closed. 14``); it is raised
+        as the error it means.
+        """
+        with translated():
+            responses = self._client.idle_check(timeout=timeout)
+        for response in responses:
+            if response and response[0] == b"BYE":
+                raise _bye_error(response)
+        return any(len(r) > 1 and r[1] in _NEW_MAIL for r in responses)
 
     def unseen_uids(self) -> list[int]:
         with translated():
@@ -254,9 +289,6 @@ class ImapSession:
     def capabilities(self) -> tuple[bytes, ...]:
         with translated():
             return tuple(self._client.capabilities())
-
-    def raw_client(self) -> Any:
-        return self._client
 
     def close(self) -> None:
         _close_quietly(self._client)

@@ -7,14 +7,18 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from common.broker import PROCESS_QUEUE
+from common.broker import (
+    PROCESS_MESSAGE_ACTOR,
+    PROCESS_MESSAGES_ACTOR,
+    PROCESS_QUEUE,
+    SETTLE_EXHAUSTED_ACTOR,
+)
 from common.errors import PermanentError
+from common.settings import DEFAULT_PROCESS_MAX_RETRIES
 from services.processor.process import ProcessDeps, process_messages
 from services.processor.settle import exhausted_raw_ids, last_error_type, settle
 
 _deps: ProcessDeps | None = None
-
-SETTLE_ACTOR = "settle_exhausted_processing"
 
 # Retries cover a database or broker outage (with the default 8, about 5 minutes of backoff:
 # 4.6 on average with dramatiq's jitter, from dramatiq.common.compute_backoff;
@@ -23,11 +27,11 @@ SETTLE_ACTOR = "settle_exhausted_processing"
 # a last attempt each, else a `failed` document.
 _RETRIES: dict[str, Any] = {
     "queue_name": PROCESS_QUEUE,
-    "max_retries": 8,
+    "max_retries": DEFAULT_PROCESS_MAX_RETRIES,
     "min_backoff": 1_000,
     "max_backoff": 120_000,
     "throws": (PermanentError,),
-    "on_retry_exhausted": SETTLE_ACTOR,
+    "on_retry_exhausted": SETTLE_EXHAUSTED_ACTOR,
 }
 
 
@@ -56,14 +60,14 @@ def _bound() -> ProcessDeps:
 # What the fetcher sends: the mails one fetch batch stored, written in one transaction.
 # A batch (at most 20 mails, 16 MB) parses in a second or two; the 2-minute limit matches
 # the pod's termination grace period, so a rollout never cuts a batch short.
-@dramatiq.actor(actor_name="process_messages", time_limit=2 * 60 * 1000, **_RETRIES)
+@dramatiq.actor(actor_name=PROCESS_MESSAGES_ACTOR, time_limit=2 * 60 * 1000, **_RETRIES)
 def process_messages_actor(raw_ids: list[int]) -> None:
     process_messages(_bound(), raw_ids, redelivered=_redelivered())
 
 
 # One mail by id: for an operator re-driving a dead letter, and for messages sent by a
 # fetcher of an earlier release during a rolling upgrade.
-@dramatiq.actor(actor_name="process_message", time_limit=2 * 60 * 1000, **_RETRIES)
+@dramatiq.actor(actor_name=PROCESS_MESSAGE_ACTOR, time_limit=2 * 60 * 1000, **_RETRIES)
 def process_message_actor(raw_id: int) -> None:
     process_messages(_bound(), [raw_id], redelivered=_redelivered())
 
@@ -72,7 +76,7 @@ def process_message_actor(raw_id: int) -> None:
 # own retries ride out a database outage for about an hour of backoff (settling needs the
 # database too); past that it is dead-lettered like any other message (runbooks.md).
 @dramatiq.actor(
-    actor_name=SETTLE_ACTOR,
+    actor_name=SETTLE_EXHAUSTED_ACTOR,
     queue_name=PROCESS_QUEUE,
     time_limit=2 * 60 * 1000,
     max_retries=20,

@@ -28,17 +28,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Gauge
-
-from common.errors import TransientError
-
-BYTES_IN_FLIGHT = Gauge(
-    "bandeja_process_bytes_in_flight", "Raw mail bytes being loaded and parsed right now"
-)
-
-
-class BudgetWaitTooLong(TransientError):
-    """Waited longer than a batch should; dramatiq retries it later with backoff."""
+from services.processor.errors import BudgetWaitTooLong
+from services.processor.metrics import BYTES_IN_FLIGHT
 
 
 class MemoryBudget:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Counter("bandeja_documents", "CRM documents written, by state", ["state"])
 PROCESS_DURATION = Histogram(
@@ -13,6 +13,9 @@ PROCESS_DURATION = Histogram(
 PROCESS_CRASHES = Counter(
     "bandeja_process_crashes",
     "Mails a processor was parsing when it died, counted by the one that took their message over",
+)
+BYTES_IN_FLIGHT = Gauge(
+    "bandeja_process_bytes_in_flight", "Raw mail bytes being loaded and parsed right now"
 )
 for _state in ("processed", "failed", "too_large"):
     DOCUMENTS.labels(_state)

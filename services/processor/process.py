@@ -19,19 +19,16 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.db import is_outage
-from common.errors import PermanentError, UnparseableMail
+from common.errors import UnparseableMail
 from common.settings import DEFAULT_PROCESS_BYTES_IN_FLIGHT
 from services.processor import crashes, metrics, store
 from services.processor.budget import MemoryBudget
+from services.processor.errors import RawMessageMissing
 from services.processor.parsing import ParsedMail, parse_headers_only, parse_message
 
 log = structlog.get_logger(__name__)
 
 DUPLICATE = "duplicate"
-
-
-class RawMessageMissing(PermanentError):
-    pass
 
 
 @dataclass

@@ -23,13 +23,8 @@ import structlog
 from common.db import is_outage
 from common.errors import TransientError
 from services.processor import crashes, metrics, store
-from services.processor.process import (
-    DUPLICATE,
-    ProcessDeps,
-    RawMessageMissing,
-    envelope,
-    process_messages,
-)
+from services.processor.errors import RawMessageMissing
+from services.processor.process import DUPLICATE, ProcessDeps, envelope, process_messages
 
 log = structlog.get_logger(__name__)
 

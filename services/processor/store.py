@@ -1,4 +1,6 @@
-"""The CRM write: one document, its files and its event, in one transaction.
+"""All of the processor's SQL: marking mails in process (crashes.py), loading them, the CRM
+write (one document, its files and its event, in one transaction), and finding mails for
+``bandeja reprocess``.
 
 Document ids derive from the raw mail's id and event ids from the document's, so
 processing the same stored mail twice changes nothing and re-publishes nothing new.
@@ -83,6 +85,47 @@ def count_crashes(conn: Connection[Any], raw_ids: Sequence[int]) -> dict[int, in
         (list(raw_ids),),
     ).fetchall()
     return {row["id"]: row["processing_crashes"] for row in rows}
+
+
+# What ``bandeja reprocess`` sends again (reprocess.py).
+
+
+def failed_raw_ids(conn: Connection[Any], mailbox: str | None) -> list[int]:
+    rows = conn.execute(
+        "SELECT raw_message_id FROM documents WHERE state = 'failed'"
+        " AND (%(mailbox)s::text IS NULL OR mailbox = %(mailbox)s) ORDER BY raw_message_id",
+        {"mailbox": mailbox},
+    ).fetchall()
+    return [row["raw_message_id"] for row in rows]
+
+
+def stranded_raw_ids(conn: Connection[Any], minutes: float, mailbox: str | None) -> list[int]:
+    rows = conn.execute(
+        "SELECT r.id FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"
+        " WHERE r.fetched_at < now() - make_interval(secs => %(seconds)s)"
+        " AND (%(mailbox)s::text IS NULL OR m.address = %(mailbox)s)"
+        " AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
+        # A tombstone's failed document went with its bytes (services/lifecycle/retention.py).
+        " AND r.raw_deleted_at IS NULL"
+        " ORDER BY r.id",
+        {"seconds": minutes * 60, "mailbox": mailbox},
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+def forget_failed_documents(conn: Connection[Any], raw_ids: Sequence[int]) -> int:
+    """Delete the failed documents of these mails (their files go with them), and start
+    their processor-death counts again (crashes.py), for ``bandeja reprocess --failed``."""
+    cursor = conn.execute(
+        "DELETE FROM documents WHERE state = 'failed' AND raw_message_id = ANY(%s)",
+        (list(raw_ids),),
+    )
+    conn.execute(
+        "UPDATE raw_messages SET processing_crashes = 0"
+        " WHERE id = ANY(%s) AND processing_crashes > 0",
+        (list(raw_ids),),
+    )
+    return cursor.rowcount
 
 
 # Enough of a mail to read its headers from (process.envelope).

@@ -11,7 +11,6 @@ from psycopg_pool import ConnectionPool
 from common.db import connect
 from services.processor import crashes, store
 from services.processor.process import ProcessDeps, process_messages
-from services.processor.reprocess import forget_failed_documents
 from services.processor.settle import settle
 from tests.integration.processor.stored import rows, store_raw
 from tests.integration.processor.test_settle import REFUSE_UNSETTLED
@@ -131,7 +130,7 @@ def test_reprocessing_a_mail_failed_for_deaths_starts_its_count_again(
     assert process_messages(deps, [killer], redelivered=True) == {killer: "failed"}
 
     with connect(dsn) as conn:
-        forget_failed_documents(conn, [killer])
+        store.forget_failed_documents(conn, [killer])
     assert process_messages(deps, [killer]) == {killer: "processed"}
 
 

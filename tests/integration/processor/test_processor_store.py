@@ -12,12 +12,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from services.processor.budget import MemoryBudget
-from services.processor.process import (
-    ProcessDeps,
-    RawMessageMissing,
-    process_message,
-    process_messages,
-)
+from services.processor.errors import RawMessageMissing
+from services.processor.process import ProcessDeps, process_message, process_messages
 from tests.integration.processor.stored import rows, store_raw
 from tests.support.corpus import CORPORA, corpus_files
 from tests.support.events import validate_event

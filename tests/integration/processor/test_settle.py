@@ -15,15 +15,11 @@ from psycopg_pool import ConnectionPool
 
 from common.broker import PROCESS_QUEUE, setup_broker
 from common.db import connect
+from services.processor.errors import SendInterrupted
 from services.processor.process import ProcessDeps, process_messages
-from services.processor.reprocess import (
-    SendInterrupted,
-    failed_raw_ids,
-    forget_failed_documents,
-    reprocess,
-    stranded_raw_ids,
-)
+from services.processor.reprocess import reprocess
 from services.processor.settle import settle
+from services.processor.store import failed_raw_ids, forget_failed_documents, stranded_raw_ids
 from tests.integration.processor.stored import rows, store_raw
 from tests.support.events import validate_event
 from tests.support.infra import TestDatabase, TestVhost

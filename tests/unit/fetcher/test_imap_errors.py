@@ -9,13 +9,13 @@ from common.errors import MailboxUnavailable, Throttled
 from services.fetcher.errors import (
     ConnectionDropped,
     FolderMissing,
+    MessageOverCap,
     ProtocolViolation,
     TokenRejected,
 )
 from services.fetcher.imap import (
     MAX_THROTTLE_BACKOFF_SECONDS,
     ImapSession,
-    MessageOverCap,
     cap_literals,
     translate,
     translated,
@@ -50,6 +50,66 @@ def test_dropped_connections_are_transient() -> None:
     """BYE and socket failures mean "reconnect later"."""
     assert isinstance(translate(IMAPClientAbortError("Connection closed. 14")), ConnectionDropped)
     assert isinstance(translate(TimeoutError("timed out")), ConnectionDropped)
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (IMAPClientAbortError("Connection closed. 14"), "bye"),
+        (TimeoutError("timed out"), "timeout"),
+        (ConnectionResetError("Connection reset by peer"), "connection"),
+        (LoginError("socket error: EOF"), "connection"),
+        (IMAPClientError("unexpected response"), "connection"),
+    ],
+)
+def test_a_dropped_connection_says_how_it_dropped(failure: Exception, kind: str) -> None:
+    """The kind behind bandeja_imap_errors_total{kind} comes from the failure's type, not
+    from words in its message: a BYE whose text says "timeout" is still a BYE."""
+    dropped = translate(failure)
+    assert isinstance(dropped, ConnectionDropped)
+    assert dropped.kind == kind
+
+
+class _Idling:
+    """imapclient during IDLE: ``idle_check`` returns the untagged responses it read."""
+
+    def __init__(self, responses: list[tuple[object, ...]]) -> None:
+        self.responses = responses
+        self.done = False
+
+    def idle(self) -> None:
+        pass
+
+    def idle_check(self, timeout: float) -> list[tuple[object, ...]]:
+        return self.responses
+
+    def idle_done(self) -> None:
+        self.done = True
+
+
+def test_idle_reports_new_mail_and_ignores_other_updates() -> None:
+    """EXISTS (or RECENT) during IDLE is new mail; a flag change (FETCH) is not."""
+    assert ImapSession(_Idling([(3, b"EXISTS")])).idle_check(1.0)  # type: ignore[arg-type]
+    assert not ImapSession(_Idling([(3, b"FETCH", (b"FLAGS", ()))])).idle_check(1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bye", "error"),
+    [
+        ((b"BYE", b"Session invalidated - AccessTokenExpired"), TokenRejected),
+        ((b"BYE", b"Connection closed. 14"), ConnectionDropped),
+    ],
+)
+def test_a_bye_during_idle_is_raised_as_what_it_means(
+    bye: tuple[object, ...], error: type[Exception]
+) -> None:
+    """Exchange ends an IDLE session with an untagged BYE, not an error reply; the expired
+    token asks auth for a refresh, a random BYE only reconnects. IDLE is ended either way."""
+    client = _Idling([bye])
+    session = ImapSession(client)  # type: ignore[arg-type]
+    with pytest.raises(error), session.idling():
+        session.idle_check(1.0)
+    assert client.done
 
 
 def test_a_connection_lost_during_login_is_not_a_refused_token() -> None:

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from services.processor.budget import BudgetWaitTooLong, MemoryBudget
+from services.processor.budget import MemoryBudget
+from services.processor.errors import BudgetWaitTooLong
 
 
 def _hold(

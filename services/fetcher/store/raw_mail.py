@@ -1,12 +1,11 @@
-"""The fetcher's tables: mailbox leases, folder positions, raw mail (the claim check)."""
+"""Raw mail, the claim check: stored durably before its processing is enqueued, then
+marked enqueued and marked done once the post-action is applied on the server."""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -15,27 +14,10 @@ import psycopg
 import structlog
 from psycopg import Connection
 
-from common import events
 from common.db import refuses_input
-from common.errors import TokenNotReady
 from common.message_ids import clean_message_id
-from common.tokens import ExpiryMargin, TokenCipher, request_refresh
-from services.fetcher.sync import FolderPosition
 
 log = structlog.get_logger(__name__)
-
-LEASE_TTL = timedelta(seconds=90)
-
-
-@dataclass(frozen=True)
-class LeasedMailbox:
-    id: int
-    address: str
-    tenant_id: str
-    folder: str
-    post_action: str
-    move_to_folder: str | None
-    error_count: int
 
 
 @dataclass(frozen=True)
@@ -44,122 +26,6 @@ class StoredMail:
     uid: int
     enqueued: bool
     post_action_done: bool
-
-
-def acquire_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> LeasedMailbox | None:
-    """Take the mailbox for one fetch run; None if it is not active or another worker has it."""
-    row = conn.execute(
-        "UPDATE mailboxes SET lease_until = now() + %s, lease_owner = %s"
-        " WHERE id = %s AND state = 'active' AND (lease_until IS NULL OR lease_until < now())"
-        " RETURNING id, address, tenant_id, folder, post_action, move_to_folder, error_count",
-        (LEASE_TTL, owner, mailbox_id),
-    ).fetchone()
-    return LeasedMailbox(**row) if row else None
-
-
-def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str) -> int:
-    """Release the leases a previous process on this host held when it died.
-
-    A container restarted in the same pod keeps its host name, so whatever
-    ``host-<old pid>`` leased is free now instead of after the lease expires.
-    """
-    pattern = f"{host}-%"
-    released = 0
-    for table, column, extra in (
-        ("mailboxes", "lease_owner", ", lease_until = NULL"),
-        ("mailboxes", "idle_owner", ", idle_lease_until = NULL"),
-        ("imap_slots", "owner", ", lease_until = NULL"),
-    ):
-        cursor = conn.execute(
-            f"UPDATE {table} SET {column} = NULL{extra} WHERE {column} LIKE %s AND {column} <> %s",
-            (pattern, owner),
-        )
-        released += cursor.rowcount
-    return released
-
-
-def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
-    """Extend our lease; False once the mailbox stopped being ours or stopped being active
-    (disconnected, paused, needs_reauth mid-run): nothing more may be stored for it."""
-    row = conn.execute(
-        "UPDATE mailboxes SET lease_until = now() + %s WHERE id = %s AND lease_owner = %s"
-        " AND state = 'active' RETURNING id",
-        (LEASE_TTL, mailbox_id, owner),
-    ).fetchone()
-    return row is not None
-
-
-def release_ok(conn: Connection[Any], mailbox_id: int, owner: str) -> None:
-    conn.execute(
-        "UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_fetch_at = now(),"
-        " last_error = NULL, error_count = 0 WHERE id = %s AND lease_owner = %s",
-        (mailbox_id, owner),
-    )
-
-
-def release_failed(
-    conn: Connection[Any], mailbox_id: int, owner: str, error: str, retry_in: float
-) -> None:
-    conn.execute(
-        "UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_error = %s,"
-        " error_count = error_count + 1,"
-        " next_fetch_at = LEAST(next_fetch_at, now() + %s)"
-        " WHERE id = %s AND lease_owner = %s",
-        (error[:1000], timedelta(seconds=retry_in), mailbox_id, owner),
-    )
-
-
-@dataclass(frozen=True)
-class UsableToken:
-    token: str
-    issued_at: datetime | None
-    expires_at: datetime
-    usable_until: datetime  # expires_at less the margin: reconnect before then
-
-
-def usable_access_token(
-    conn: Connection[Any], cipher: TokenCipher, mailbox_id: int, margin: ExpiryMargin
-) -> UsableToken:
-    """The mailbox's access token, if it outlives ``margin``.
-
-    Otherwise auth is asked for a forced refresh and TokenNotReady is raised: the
-    fetcher never calls the token endpoint itself.
-    """
-    row = conn.execute(
-        "SELECT access_token, access_issued_at, access_expires_at FROM mailbox_tokens"
-        " WHERE mailbox_id = %s",
-        (mailbox_id,),
-    ).fetchone()
-    if row is None or row["access_token"] is None or row["access_expires_at"] is None:
-        request_refresh(conn, mailbox_id)
-        raise TokenNotReady(mailbox_id)
-    expires_at: datetime = row["access_expires_at"]
-    usable_until = expires_at - margin.of(row["access_issued_at"], expires_at)
-    if usable_until < datetime.now(UTC):
-        request_refresh(conn, mailbox_id)
-        raise TokenNotReady(mailbox_id)
-    return UsableToken(
-        cipher.decrypt(row["access_token"]), row["access_issued_at"], expires_at, usable_until
-    )
-
-
-def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> FolderPosition | None:
-    row = conn.execute(
-        "SELECT uidvalidity, last_uid FROM folder_state WHERE mailbox_id = %s AND folder = %s",
-        (mailbox_id, folder),
-    ).fetchone()
-    return FolderPosition(row["uidvalidity"], row["last_uid"]) if row else None
-
-
-def save_position(conn: Connection[Any], mailbox_id: int, folder: str, pos: FolderPosition) -> None:
-    conn.execute(
-        "INSERT INTO folder_state (mailbox_id, folder, uidvalidity, last_uid)"
-        " VALUES (%s, %s, %s, %s)"
-        " ON CONFLICT (mailbox_id, folder) DO UPDATE SET uidvalidity = EXCLUDED.uidvalidity,"
-        " last_uid = GREATEST(CASE WHEN folder_state.uidvalidity = EXCLUDED.uidvalidity"
-        "   THEN folder_state.last_uid ELSE 0 END, EXCLUDED.last_uid), updated_at = now()",
-        (mailbox_id, folder, pos.uidvalidity, pos.last_uid),
-    )
 
 
 def stored_uids(
@@ -331,39 +197,6 @@ def _same_mail(
         (mailbox_id, message_id, sha256, other_than),
     ).fetchone()
     return int(row["id"]) if row else None
-
-
-def move_to_error(conn: Connection[Any], mailbox_id: int, error: str) -> bool:
-    """A mailbox that is gone or denies access stops being retried; one event says why."""
-    row = conn.execute(
-        "UPDATE mailboxes SET state = 'error', last_error = %s, updated_at = now()"
-        " WHERE id = %s AND state = 'active' RETURNING id, address, tenant_id, erp_reference",
-        (error[:1000], mailbox_id),
-    ).fetchone()
-    if row is None:
-        return False
-    event = events.cloud_event(
-        events.MAILBOX_ERROR,
-        event_id=uuid.uuid4(),  # once per transition, inside it
-        source="urn:bandeja:fetcher",
-        subject=f"mailbox/{row['id']}",
-        data={
-            "mailbox_id": row["id"],
-            "mailbox": row["address"],
-            "tenant_id": row["tenant_id"],
-            "reference": row["erp_reference"],
-            "error": error[:1000],
-        },
-    )
-    events.add_to_outbox(conn, event)
-    return True
-
-
-def post_action(conn: Connection[Any], mailbox_id: int) -> tuple[str, str | None]:
-    row = conn.execute(
-        "SELECT post_action, move_to_folder FROM mailboxes WHERE id = %s", (mailbox_id,)
-    ).fetchone()
-    return (row["post_action"], row["move_to_folder"]) if row else ("mark_read", None)
 
 
 def mark_enqueued(conn: Connection[Any], raw_ids: list[int]) -> None:

@@ -1,0 +1,61 @@
+"""All of the fetcher's SQL, one module per noun.
+
+- ``mailboxes``: the fetch-run lease on the mailbox row, folder positions, the
+  post-action, the ``error`` state, making a mailbox due now.
+- ``access_tokens``: reading the mailbox's access token for a login.
+- ``raw_mail``: the raw mail store (the claim check) and its enqueued / done marks.
+- ``tenant_limits``: tenant-wide IMAP connection slots and throttling.
+- ``idle_leases``: which process watches which mailbox with IDLE.
+
+The fetch run's names are re-exported here (``store.acquire_lease(...)``); the tenant
+limits and IDLE leases are used through their modules.
+
+The scheduler's queries ("which mailboxes are due") stay in scheduler.py for now.
+"""
+
+from services.fetcher.store.access_tokens import UsableToken, usable_access_token
+from services.fetcher.store.mailboxes import (
+    LEASE_TTL,
+    LeasedMailbox,
+    acquire_lease,
+    folder_position,
+    move_to_error,
+    post_action,
+    recover_leases_of_previous_life,
+    release_failed,
+    release_ok,
+    renew_lease,
+    save_position,
+    wake_mailbox,
+)
+from services.fetcher.store.raw_mail import (
+    StoredMail,
+    mark_enqueued,
+    mark_post_action_done,
+    save_raw_batch,
+    save_raw_chunked,
+    stored_uids,
+)
+
+__all__ = [
+    "LEASE_TTL",
+    "LeasedMailbox",
+    "StoredMail",
+    "UsableToken",
+    "acquire_lease",
+    "folder_position",
+    "mark_enqueued",
+    "mark_post_action_done",
+    "move_to_error",
+    "post_action",
+    "recover_leases_of_previous_life",
+    "release_failed",
+    "release_ok",
+    "renew_lease",
+    "save_position",
+    "save_raw_batch",
+    "save_raw_chunked",
+    "stored_uids",
+    "usable_access_token",
+    "wake_mailbox",
+]
