@@ -9,10 +9,10 @@ so header objects, defects and the header budget are the feed parser's own. A le
 is set as the payload exactly as the feed parser would have joined its lines.
 
 It covers only what it can reproduce exactly: LF or CRLF line ends, every part with a
-header block ended by a blank line, every multipart with its boundary, a start and a
-close delimiter and no empty parts, no ``message/*`` part (the feed parser nests those),
-no ``multipart/digest`` (different default types), no defect in any header block. Anything
-else returns None and the caller parses with the feed parser, as before. The split
+header block ended by a blank line and no defect in it, every multipart with its
+boundary, a start and a close delimiter and no empty parts, no ``message/*`` part but
+``message/rfc822`` and ``message/global``, no ``multipart/digest`` (other default types).
+Anything else returns None and the caller parses with the feed parser, as before. The split
 bytes are sliced, never copied per line, and each level is scanned once, so the cost is
 linear in the mail's size times its nesting, which ``guard.check_structure`` has bounded
 before this runs; ``max_depth`` and ``max_parts`` are also checked here.
@@ -31,6 +31,9 @@ from .model import ParseLimits
 _PLAIN_MULTIPART_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 # A CR that does not start a CRLF: a line end to the feed parser, not to str.find below.
 _LONE_CR = re.compile(r"\r(?!\n)")
+# Read by the feed parser as a whole message inside the part (as is every message/* type
+# but delivery-status; the rarer ones are left to it).
+_NESTED_MESSAGES = frozenset({"message/rfc822", "message/global"})
 
 
 class _NotPlain(Exception):
@@ -56,7 +59,9 @@ class _Splitter:
         self.headers = email.parser.Parser(policy=policy)
         self.parts = 0
 
-    def entity(self, text: str, depth: int) -> Message:
+    def entity(self, text: str, depth: int, *, before_delimiter: bool = False) -> Message:
+        """``text`` as a message; ``before_delimiter`` when a delimiter line follows it,
+        whose line end (RFC 2046 5.1.1) the feed parser takes off the last body read."""
         self.parts += 1
         if self.parts > self.limits.max_parts or depth > self.limits.max_depth:
             raise _NotPlain
@@ -64,14 +69,17 @@ class _Splitter:
         message = self.headers.parsestr(head, headersonly=True)
         if message.defects or not message.keys():
             raise _NotPlain
-        maintype = message.get_content_maintype()
-        if maintype == "message" or message.get_content_type() == "multipart/digest":
+        ctype = message.get_content_type()
+        if ctype in _NESTED_MESSAGES:
+            # The feed parser reads the body as a message of its own, in the same stream.
+            inner = self.entity(body, depth + 1, before_delimiter=before_delimiter)
+            message.set_payload([inner])
+        elif message.get_content_maintype() == "message" or ctype == "multipart/digest":
             raise _NotPlain
-        if maintype == "multipart":
+        elif message.get_content_maintype() == "multipart":
             self._multipart(message, body, depth)
         else:
-            # RFC 2046 5.1.1: the line end before a delimiter belongs to the delimiter.
-            message.set_payload(_without_last_line_end(body) if depth else body)
+            message.set_payload(_without_last_line_end(body) if before_delimiter else body)
         return message
 
     def _multipart(self, message: Message, body: str, depth: int) -> None:
@@ -80,7 +88,8 @@ class _Splitter:
         if not boundary or encoding not in _PLAIN_MULTIPART_ENCODINGS:
             raise _NotPlain
         children: list[Message | str] = [
-            self.entity(part, depth + 1) for part in _parts(body, "--" + boundary)
+            self.entity(part, depth + 1, before_delimiter=True)
+            for part in _parts(body, "--" + boundary)
         ]
         message.set_payload(children)
 

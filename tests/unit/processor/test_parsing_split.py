@@ -83,6 +83,14 @@ EDGE_CASES = {
     "forwarded message": _multipart(
         "--b1\nContent-Type: message/rfc822\n\nSubject: inner\n\nhi\n--b1--\n"
     ),
+    "forwarded multipart": _multipart(
+        "--b1\nContent-Type: message/rfc822\n\nSubject: inner\nContent-Type: multipart/mixed;"
+        f' boundary="b2"\n\n--b2\n{_PART}--b2--\nepilogue\n--b1--\n'
+    ),
+    "forwarded, top level": b"Subject: s\nContent-Type: message/rfc822\n\nSubject: in\n\nhi\n",
+    "delivery report": _multipart(
+        "--b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n--b1--\n"
+    ),
     "digest": _multipart(f"--b1\n{_PART}--b1--\n").replace(b"mixed", b"digest"),
     "base64 multipart": _multipart(f"--b1\n{_PART}--b1--\n").replace(
         b"Subject: s\n", b"Subject: s\nContent-Transfer-Encoding: base64\n"
@@ -110,7 +118,16 @@ def test_well_formed_mail_takes_the_split_path() -> None:
     raw, _ = invoice_mail(1, to="docs@example.com", pdf_size=40_000)
     assert _same_tree_or_declined(raw, POLICIES["bounded"]())
     assert _same_tree_or_declined(raw.replace(b"\n", b"\r\n"), POLICIES["bounded"]())
-    for case in ("lf", "crlf", "preamble and epilogue", "nested", "empty body"):
+    for case in (
+        "lf",
+        "crlf",
+        "preamble and epilogue",
+        "nested",
+        "empty body",
+        "forwarded message",
+        "forwarded multipart",
+        "forwarded, top level",
+    ):
         assert _same_tree_or_declined(EDGE_CASES[case], POLICIES["bounded"]()), case
 
 
