@@ -2,11 +2,12 @@
 answer to an error.
 
 Each turn beats the heartbeat (the liveness probe sees a loop that stopped turning), does
-one unit of work, then waits: not at all when the work says more is pending, else until a
-wake-up (a LISTEN/NOTIFY hint) or ``idle_wait`` seconds. An error is logged once, at the
-loop's level, and pauses the loop ``error_pause`` seconds (instead of the idle wait), so a
-database or broker that went away is retried, not spun on. A stop ends the loop between
-turns and cuts its waits short.
+one unit of work, then waits: not at all when the work says more is pending, ``seconds``
+when it answers ``Pause(seconds)`` (a failure it handled itself that waits on a person, a
+throttle), else until a wake-up (a LISTEN/NOTIFY hint) or ``idle_wait`` seconds. An error
+is logged once, at the loop's level, and pauses the loop ``error_pause`` seconds (instead
+of the idle wait), so a database or broker that went away is retried, not spun on. A stop
+ends the loop between turns and cuts its waits short.
 """
 
 from __future__ import annotations
@@ -24,12 +25,22 @@ log = structlog.get_logger(__name__)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
+# Enough of an error's text to tell one outage from another without flooding the log.
+ERROR_TEXT_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A work result: wait this long before the next turn, whatever wakes the loop."""
+
+    seconds: float
+
 
 @dataclass(frozen=True)
 class Loop:
     name: str
     # One unit of work; True when more is waiting now (turn again without waiting).
-    work: Callable[[], bool]
+    work: Callable[[], bool | Pause]
     idle_wait: float
     # Waits up to its argument in seconds, returning early on a wake-up; None: a plain
     # sleep that a stop cuts short.
@@ -40,6 +51,9 @@ class Loop:
     # it means a bug; the event is ``<name>_failed`` unless named.
     error_level: LogLevel = "error"
     error_event: str | None = None
+    # False where the error is an outage whose traceback says nothing new every turn: the
+    # log line then carries the error's type and text instead.
+    error_traceback: bool = True
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -47,16 +61,27 @@ class Loop:
                 self.heartbeat.beat()
             try:
                 more = self.work()
-            except Exception:  # noqa: BLE001 - the loop outlives any one failure, by design
-                self._failed()
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure, by design
+                self._failed(exc)
                 stop.wait(self.error_pause)  # instead of the idle wait, not on top of it
                 continue
-            if not more and not stop.is_set():
+            if isinstance(more, Pause):
+                stop.wait(more.seconds)
+            elif not more and not stop.is_set():
                 self._wait(stop)
 
-    def _failed(self) -> None:
+    def _failed(self, exc: Exception) -> None:
         event = self.error_event or f"{self.name}_failed"
-        getattr(log, self.error_level)(event, loop=self.name, exc_info=True)
+        emit = getattr(log, self.error_level)
+        if self.error_traceback:
+            emit(event, loop=self.name, exc_info=True)
+        else:
+            emit(
+                event,
+                loop=self.name,
+                error_type=type(exc).__name__,
+                error=str(exc)[:ERROR_TEXT_LIMIT],
+            )
 
     def _wait(self, stop: threading.Event) -> None:
         if self.wake is None:

@@ -13,6 +13,7 @@ import structlog
 from prometheus_client import Gauge
 
 from common.broker import tuned_url
+from common.loops import Loop
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,15 @@ class QueueDepthMonitor:
         for queue in queues:
             QUEUE_MESSAGES.labels(queue).set(0)
 
-    def sample(self) -> None:
+    def sample(self) -> bool:
+        try:
+            self._read_depths()
+        except pika.exceptions.AMQPError as exc:
+            # The broker away: the readiness probe and the broker's own alerts say so.
+            log.debug("queue_depth_unavailable", error=type(exc).__name__)
+        return False  # one reading per interval, never more
+
+    def _read_depths(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self._url))
         try:
             for queue in self._queues:
@@ -47,9 +56,6 @@ class QueueDepthMonitor:
             connection.close()
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.sample()
-            except pika.exceptions.AMQPError as exc:
-                log.debug("queue_depth_unavailable", error=type(exc).__name__)
-            stop.wait(self._interval)
+        Loop(
+            "queue_depth", work=self.sample, idle_wait=self._interval, error_pause=self._interval
+        ).run(stop)

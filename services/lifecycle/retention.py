@@ -25,6 +25,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.health import Heartbeat
+from common.loops import Loop
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,11 @@ class Swept:
     raw_mails: int
     failed_documents: int
 
+    def __add__(self, other: Swept) -> Swept:
+        return Swept(
+            self.raw_mails + other.raw_mails, self.failed_documents + other.failed_documents
+        )
+
 
 def sweep_batch(conn: Connection[Any], retention: timedelta, batch: int = BATCH) -> Swept:
     """Delete one batch of aged raw mail, in its own transaction."""
@@ -130,30 +136,34 @@ class RetentionSweeper:
         self._batch = batch
         # A sweep of a large backlog takes a while; liveness allows several intervals.
         self.heartbeat = Heartbeat(max_age=max(120.0, 3 * interval))
+        self._swept = Swept(0, 0)  # so far in this sweep
 
-    def sweep(self, stop: threading.Event) -> Swept:
-        raw_mails = failed = 0
-        while not stop.is_set():
-            self.heartbeat.beat()
-            with self._pool.connection() as conn:
-                swept = sweep_batch(conn, self._retention, self._batch)
-            raw_mails += swept.raw_mails
-            failed += swept.failed_documents
-            if swept.raw_mails < self._batch:
-                break
+    def sweep_next_batch(self) -> bool:
+        """One batch; True while a full one went (more aged mail is likely waiting). The
+        last batch of a sweep also refreshes the backlog gauges and logs the sweep's total."""
         with self._pool.connection() as conn:
+            swept = sweep_batch(conn, self._retention, self._batch)
+            self._swept += swept
+            if swept.raw_mails >= self._batch:
+                return True
             report_backlog(conn, self._retention)
-        if raw_mails:
-            log.info("retention_swept", raw_mails=raw_mails, failed_documents=failed)
-        return Swept(raw_mails, failed)
+        total, self._swept = self._swept, Swept(0, 0)
+        if total.raw_mails:
+            log.info(
+                "retention_swept",
+                raw_mails=total.raw_mails,
+                failed_documents=total.failed_documents,
+            )
+        return False
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                self.sweep(stop)
-            except Exception as exc:  # noqa: BLE001 - the sweeper outlives database outages
-                log.warning(
-                    "retention_sweep_failed", error_type=type(exc).__name__, error=str(exc)[:200]
-                )
-            stop.wait(self._interval)
+        Loop(
+            "retention_sweep",
+            work=self.sweep_next_batch,
+            idle_wait=self._interval,
+            heartbeat=self.heartbeat,
+            # The database may be away: the sweep is tried again next round.
+            error_pause=self._interval,
+            error_level="warning",
+            error_traceback=False,
+        ).run(stop)

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from common.db import OUTBOX_CHANNEL, NotificationListener
 from common.events import EVENT_TYPES
 from common.health import Heartbeat
+from common.loops import Loop, Pause
 from services.relay import store
 from services.relay.errors import PublishRefused
 from services.relay.publisher import REFUSAL_REASONS, UNROUTABLE, EventPublisher
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 BATCH = 200
 BACKLOG_EVERY = 1.0
 REFUSED_PAUSE = 10.0
+OUTAGE_PAUSE = 1.0
 
 PENDING = Gauge("bandeja_outbox_pending", "Outbox events not yet published")
 OLDEST_AGE = Gauge(
@@ -56,6 +58,7 @@ class Relay:
         self._dsn = dsn
         self._publisher = publisher
         self.heartbeat = Heartbeat()
+        self._backlog_reported_at = 0.0
 
     def relay_batch(self) -> int:
         """Publish one batch, pipelined; the row locks are held until RabbitMQ settled every
@@ -89,7 +92,7 @@ class Relay:
             )
         failures = list(outcome.failed.values())
         if failures:
-            # A refusal first: only an operator helps, and run_forever pauses for it.
+            # A refusal first: only an operator helps, and relay_turn pauses for it.
             raise next((f for f in failures if isinstance(f, PublishRefused)), failures[0])
         return len(confirmed)
 
@@ -101,35 +104,46 @@ class Relay:
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 1.0) -> None:
         listener = NotificationListener(self._dsn, OUTBOX_CHANNEL)
-        reported_at = 0.0
-        while not stop.is_set():
-            self.heartbeat.beat()
-            count, pause = 0, 0.0
-            try:
-                # Declares the topology at start and after a broker restart, so an ERP
-                # queue can bind before the first event exists.
-                self._publisher.keep_alive()
-                count = self.relay_batch()
-            except PublishRefused as exc:
-                PUBLISH_REFUSED.labels(exc.reason).inc()
-                log.error(  # noqa: TRY400 - a known refusal: its traceback says nothing
-                    "publish_refused", reason=exc.reason, error=str(exc)[:300]
-                )
-                pause = REFUSED_PAUSE  # only an operator helps: try now and then
-            except Exception as exc:  # noqa: BLE001 - the relay outlives DB and broker outages
-                log.warning("relay_error", error_type=type(exc).__name__, error=str(exc)[:200])
-                pause = 1.0
+        loop = Loop(
+            "relay",
+            work=self.relay_turn,
+            idle_wait=idle_wait,
+            wake=listener.wait,
+            heartbeat=self.heartbeat,
+            # The database or the broker away: an outage, tried again in a second.
+            error_pause=OUTAGE_PAUSE,
+            error_level="warning",
+            error_event="relay_error",
+            error_traceback=False,
+        )
+        try:
+            loop.run(stop)
+        finally:
+            listener.close()
+            self._publisher.close()
+
+    def relay_turn(self) -> bool | Pause:
+        """One batch; True when a full one went out (more is likely waiting)."""
+        try:
+            # Declares the topology at start and after a broker restart, so an ERP queue
+            # can bind before the first event exists.
+            self._publisher.keep_alive()
+            return self.relay_batch() >= BATCH
+        except PublishRefused as exc:
+            PUBLISH_REFUSED.labels(exc.reason).inc()
+            log.error(  # noqa: TRY400 - a known refusal: its traceback says nothing
+                "publish_refused", reason=exc.reason, error=str(exc)[:300]
+            )
+            return Pause(REFUSED_PAUSE)  # only an operator helps: try now and then
+        finally:
             # Counting the outbox after every batch cost a sixth of the relay's time. It
             # goes on while the broker is away: the outbox-age alert depends on it.
-            if time.monotonic() - reported_at > BACKLOG_EVERY:
-                try:
-                    self.report_backlog()
-                    reported_at = time.monotonic()
-                except Exception as exc:  # noqa: BLE001 - a database outage, logged
-                    log.warning("backlog_unknown", error_type=type(exc).__name__)
-            if pause:
-                stop.wait(pause)
-            elif count < BATCH:
-                listener.wait(idle_wait)
-        listener.close()
-        self._publisher.close()
+            if time.monotonic() - self._backlog_reported_at > BACKLOG_EVERY:
+                self._report_backlog_quietly()
+
+    def _report_backlog_quietly(self) -> None:
+        try:
+            self.report_backlog()
+            self._backlog_reported_at = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - a database outage, logged
+            log.warning("backlog_unknown", error_type=type(exc).__name__)

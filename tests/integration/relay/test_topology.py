@@ -26,6 +26,7 @@ from services.relay.publisher import EventPublisher
 from services.relay.relay import Relay
 from services.relay.topology import EXCHANGE_INEQUIVALENT
 from tests.support.infra import TestDatabase, TestVhost, rabbitmqctl
+from tests.support.services import free_port
 from tests.support.waiting import wait_until
 
 
@@ -223,6 +224,37 @@ def test_unroutable_event_stays_in_the_outbox_and_is_counted(
     assert errors
     assert {e["log_level"] for e in errors} == {"error"}
     assert {e["reason"] for e in errors} == {"unroutable"}
+
+
+def test_the_outbox_backlog_is_reported_while_the_broker_is_away(
+    clean_database: TestDatabase, pool: ConnectionPool
+) -> None:
+    """The outbox-age alert reads the relay's backlog gauges: with RabbitMQ unreachable they
+    are still refreshed every second or so, and each failed turn is one warning, after
+    which the relay tries again instead of stopping."""
+    with psycopg.connect(clean_database.dsn) as conn:
+        events.add_to_outbox(conn, _event())
+    # Nothing listens there; one connection attempt per turn keeps the test short.
+    broker_away = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F?connection_attempts=1"
+    relay = Relay(pool, clean_database.dsn, EventPublisher(broker_away))
+    pending = relay_module.PENDING
+    stop = threading.Event()
+    loop = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    with structlog.testing.capture_logs() as logs:
+        pending.set(-1)
+        loop.start()
+        try:
+            for report in ("first", "second"):
+                wait_until(lambda: pending._value.get() == 1, 10, what=f"the {report} report")
+                pending.set(-1)
+            assert relay_module.OLDEST_AGE._value.get() >= 0
+        finally:
+            stop.set()
+            loop.join(10)
+    assert not loop.is_alive()
+    failed_turns = [e for e in logs if e["event"] == "relay_error"]
+    assert len(failed_turns) >= 2
+    assert {e["log_level"] for e in failed_turns} == {"warning"}
 
 
 def test_publish_without_write_permission_is_a_refusal(
