@@ -8,15 +8,10 @@ the end-to-end test and ``bench/hostile_cpu.py`` send.
 from __future__ import annotations
 
 import base64
-import datetime
 from collections.abc import Callable
 from email.utils import make_msgid
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
+from tests.unit.processor.parsing_samples import signed_data
 
 KIB = 1024
 
@@ -52,30 +47,12 @@ def nul_message_id_mail(to: str) -> bytes:
     )
 
 
-def _signed_data(content: bytes) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Mallory")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    builder = pkcs7.PKCS7SignatureBuilder().set_data(content).add_signer(cert, key, hashes.SHA256())
-    return builder.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-
-
 def smime_content_type_mail(to: str, size: int = 310 * KIB) -> bytes:
     """An opaque S/MIME blob whose inner entity has a ``size``-byte Content-Type of many
     parameters: seconds of CPU per 100 KB in an unbounded header parser."""
     params = b"a=b; " * (size // 5)
     inner = b"Content-Type: text/plain; " + params + b"\r\n\r\nFirmado.\r\n"
-    blob = base64.encodebytes(_signed_data(inner)).replace(b"\n", b"\r\n")
+    blob = base64.encodebytes(signed_data(inner)).replace(b"\n", b"\r\n")
     return (
         _headers("hostile: S/MIME inner Content-Type", to)
         + b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
@@ -90,7 +67,7 @@ def smime_many_parts_mail(to: str, parts: int = 10_000) -> bytes:
     inner = [b'Content-Type: multipart/mixed; boundary="in"\r\n\r\n']
     inner.append(b"--in\r\nContent-Type: text/plain\r\n\r\nx\r\n" * parts)
     inner.append(b"--in--\r\n")
-    blob = base64.encodebytes(_signed_data(b"".join(inner))).replace(b"\n", b"\r\n")
+    blob = base64.encodebytes(signed_data(b"".join(inner))).replace(b"\n", b"\r\n")
     return (
         _headers("hostile: S/MIME 10000 parts", to)
         + b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
