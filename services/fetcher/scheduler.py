@@ -8,6 +8,7 @@ in the fetch run is the second guard.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,20 @@ from services.fetcher import metrics
 log = structlog.get_logger(__name__)
 
 BATCH = 500
+# Every active mailbox's poll age is read this often (one scan of the table): per cycle
+# it was, and cycles grow with the fleet, so 10,000 mailboxes cost a core in this alone.
+FETCH_AGE_EVERY = 15.0
+
+
+def claim_gap(poll_interval: float) -> float:
+    """Least pause between two claims that found less than a batch: the mailboxes that
+    fall due meanwhile are claimed (and enqueued) together, one statement for all.
+
+    1/120 of the interval keeps a poll at most that share late (0.5 s at a minute), and
+    instead of one claim per due mailbox (167 a second at 10,000 mailboxes a minute) the
+    scheduler runs two a second. A NOTIFY (a connect, a wake-up) still claims at once.
+    """
+    return min(0.5, max(0.02, poll_interval / 120))
 
 
 def claim_due(conn: Connection[Any], poll_interval: float, limit: int = BATCH) -> list[int]:
@@ -91,18 +106,19 @@ class Scheduler:
 
     def run_forever(self, stop: threading.Event, tick: float = 1.0) -> None:
         listener = NotificationListener(self._dsn, MAILBOX_CHANNEL)
-        cycles = 0
+        gap = claim_gap(self._poll_interval)
+        ages_due = time.monotonic()
         while not stop.is_set():
             self.heartbeat.beat()
             try:
                 enqueued = self.run_once()
-                if cycles % 15 == 0:
+                if time.monotonic() >= ages_due:
+                    ages_due = time.monotonic() + FETCH_AGE_EVERY
                     with self._pool.connection() as conn:
                         observe_fetch_age(conn)
             except Exception:
                 log.exception("scheduler_error")
                 enqueued = 0
-            cycles += 1
             if enqueued < BATCH:
-                listener.wait(min(tick, self._seconds_until_next_due()))
+                listener.wait(min(tick, max(gap, self._seconds_until_next_due())))
         listener.close()
