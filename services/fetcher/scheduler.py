@@ -40,18 +40,23 @@ def claim_gap(poll_interval: float) -> float:
     return min(0.5, max(0.02, poll_interval / 120))
 
 
+# The due rows come from the partial index mailboxes_due; ``= ANY(ARRAY(...))`` then
+# updates them by primary key. ``IN (subquery)`` was planned as a hash semi-join over a
+# sequential scan of every mailbox: each claim read the whole table (10,000 rows).
+_CLAIM_DUE = (
+    "UPDATE mailboxes SET next_fetch_at = now() + make_interval(secs =>"
+    "   coalesce(poll_interval, %s) * (0.9 + random() * 0.2))"
+    " WHERE id = ANY(ARRAY(SELECT id FROM mailboxes"
+    "   WHERE state = 'active' AND next_fetch_at <= now()"
+    "     AND (lease_until IS NULL OR lease_until < now())"
+    "   ORDER BY next_fetch_at LIMIT %s FOR UPDATE SKIP LOCKED))"
+    " RETURNING id"
+)
+
+
 def claim_due(conn: Connection[Any], poll_interval: float, limit: int = BATCH) -> list[int]:
     """Mailboxes due now; their next poll is pushed one interval (±10 % jitter) ahead."""
-    rows = conn.execute(
-        "UPDATE mailboxes SET next_fetch_at = now() + make_interval(secs =>"
-        "   coalesce(poll_interval, %s) * (0.9 + random() * 0.2))"
-        " WHERE id IN (SELECT id FROM mailboxes"
-        "   WHERE state = 'active' AND next_fetch_at <= now()"
-        "     AND (lease_until IS NULL OR lease_until < now())"
-        "   ORDER BY next_fetch_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-        " RETURNING id",
-        (poll_interval, limit),
-    ).fetchall()
+    rows = conn.execute(_CLAIM_DUE, (poll_interval, limit)).fetchall()
     return [r["id"] for r in rows]
 
 

@@ -137,3 +137,27 @@ def test_poll_ages_are_scanned_once_per_interval_not_per_claim(
     assert len(enqueued) == 400
     assert len(claims) > 15
     assert len(scans) == 1
+
+
+def test_a_claim_reads_the_due_mailboxes_not_the_whole_table(
+    clean_database: TestDatabase,
+) -> None:
+    """With 10,000 mailboxes of which ~100 are due, the claim's plan reads them through
+    the due index and updates them by key: no sequential scan of the table."""
+    _add_mailboxes(clean_database.dsn, 10_000, due_within=60)
+    with psycopg.connect(clean_database.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE mailboxes SET next_fetch_at = next_fetch_at - interval '0.6 s'")
+        conn.execute("ANALYZE mailboxes")
+        conn.execute("BEGIN")
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + scheduler._CLAIM_DUE, (60, scheduler.BATCH)
+        ).fetchone()
+        conn.execute("ROLLBACK")
+    assert plan is not None
+    nodes = _plan_nodes(plan[0][0]["Plan"])
+    assert "Seq Scan" not in {n["Node Type"] for n in nodes}, nodes
+    assert any(n.get("Index Name") == "mailboxes_due" for n in nodes)
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
