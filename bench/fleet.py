@@ -128,8 +128,15 @@ def _fetch_runs(log_paths: dict[str, Path]) -> dict[str, Any]:
     time (each run's interval is its log time less its duration)."""
     runs: dict[int, list[tuple[float, float, str]]] = defaultdict(list)
     per_replica: Counter[str] = Counter()
+    problems: Counter[str] = Counter()
     for name, path in log_paths.items():
         for line in path.read_text(errors="replace").splitlines():
+            if '"level": "warning"' in line or '"level": "error"' in line:
+                try:
+                    entry = json.loads(line)
+                    problems[f"{entry['event']}:{entry.get('error_type', '')}"] += 1
+                except (ValueError, KeyError):
+                    problems["unparsed"] += 1
             if '"fetch_finished"' not in line:
                 continue
             try:
@@ -148,6 +155,7 @@ def _fetch_runs(log_paths: dict[str, Path]) -> dict[str, Any]:
         "ok_runs_per_replica": dict(per_replica),
         "mailboxes_fetched": len(runs),
         "overlapping_runs_across_replicas": overlaps,
+        "fetcher_warnings": dict(problems),
     }
 
 

@@ -161,3 +161,22 @@ def test_a_claim_reads_the_due_mailboxes_not_the_whole_table(
 
 def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+def test_no_mailbox_is_scheduled_further_than_one_poll_interval_ahead(
+    clean_database: TestDatabase, pool: ConnectionPool[Any]
+) -> None:
+    """ "Checked at least once a minute": with a 60 s poll every claimed mailbox's next poll
+    is 54-60 s ahead, spread over those six seconds (the jitter only shortens it)."""
+    _add_mailboxes(clean_database.dsn, 2000, due_within=0)
+    claimed = _claim(pool, limit=2000)
+    assert len(claimed) == 2000
+    with psycopg.connect(clean_database.dsn) as conn:
+        row = conn.execute(
+            "SELECT min(extract(epoch FROM next_fetch_at - now())),"
+            "       max(extract(epoch FROM next_fetch_at - now())) FROM mailboxes"
+        ).fetchone()
+    assert row is not None
+    soonest, latest = float(row[0]), float(row[1])
+    assert 53 < soonest < 55
+    assert 59 < latest <= 60
