@@ -103,7 +103,7 @@ def test_mailboxes_falling_due_close_together_are_claimed_together(
         enqueue=lambda mailbox_id: enqueued.update([mailbox_id]),
     )
     _count_claims(sched, claims)
-    _run_for(sched, 4.5)
+    _run_for(sched, 6)
     assert len(enqueued) == 600
     assert set(enqueued.values()) == {1}
     # 3 s at one claim per 0.5 s gap, plus the first and a NOTIFY-free margin of two.
