@@ -134,7 +134,7 @@ def _fetch_runs(log_paths: dict[str, Path]) -> dict[str, Any]:
             if '"level": "warning"' in line or '"level": "error"' in line:
                 try:
                     entry = json.loads(line)
-                    problems[f"{entry['event']}:{entry.get('error_type', '')}"] += 1
+                    problems[f"{entry['event'][:80]}:{entry.get('error_type', '')}"] += 1
                 except (ValueError, KeyError):
                     problems["unparsed"] += 1
             if '"fetch_finished"' not in line:
