@@ -1,13 +1,20 @@
 """1,000 mailboxes with a few mails each: one full scheduling cycle, process CPU and memory,
-and token-endpoint calls per hour with every token kept fresh."""
+and token-endpoint calls per hour with every token kept fresh (the ``make bench`` part).
+
+``python -m bench.scale --mailboxes 10000 --minutes N`` runs the steady-state fleet bench
+instead (bench/fleet.py): two fetcher replicas, mail into random mailboxes, freshness.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from typing import Any
 
-from bench import bare
+from bench import bare, fleet
 from bench.events import EventSink, processed_in
+from bench.report import Report
 from bench.sampler import cpu_seconds, rss_mb
 from bench.seed import seed
 from bench.stack import Harness, Stack
@@ -112,3 +119,38 @@ def _token_window(stack: Stack, pids: dict[str, int], lifetime: int, window: flo
         "steady_cpu_cores": {n: round((cpu1[n] - cpu0[n]) / window, 3) for n in pids},
         "rss_mb_end": {n: round(v, 1) for n, v in rss_mb(pids).items()},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--mailboxes", type=int, default=10_000)
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="measured window, after one poll interval of warm-up")
+    parser.add_argument("--mails-per-minute", type=float, default=60.0)
+    parser.add_argument("--poll-interval", type=float, default=60.0)
+    parser.add_argument("--connect-threads", type=int, default=8)
+    parser.add_argument("--env", action="append", default=[], metavar="BANDEJA_X=VALUE",
+                        help="a setting for every service of the run (repeatable)")
+    args = parser.parse_args(argv)
+    report = Report()
+    report.add("fleet", "refresh_load_3600s_tokens", fleet.refresh_load(args.mailboxes))
+    harness = Harness()
+    harness.extra_env = dict(item.split("=", 1) for item in args.env)
+    harness.start()
+    try:
+        result = fleet.run(harness, args.mailboxes, args.minutes,
+                           mails_per_minute=args.mails_per_minute,
+                           poll_interval=args.poll_interval,
+                           connect_threads=args.connect_threads)
+        result["target_p95_<=60s_fetcher_<=1core"] = (
+            "PASS" if result["freshness_p95_s"] <= 60
+            and result["fetcher_cpu_cores_total"] <= 1.0 else "FAIL")
+        report.add("fleet", "result", result)
+    finally:
+        harness.stop()
+        print(f"results: {report.save(sys.argv)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -122,6 +122,25 @@ class Stack:
         assert self.services is not None
         self.services.start("fetcher")
 
+    def add_fetcher_replicas(self, count: int) -> None:
+        assert self.services is not None
+        self.services.add_replicas("fetcher", count)
+
+    def log_path(self, name: str) -> Path:
+        assert self.services is not None
+        return self.services.running[name].log_path
+
+    def spread(self, addresses: list[str], interval: float) -> None:
+        """Make each due at a random moment within the next ``interval`` seconds: the
+        steady state of a fleet connected over time, rather than all at once."""
+        self._sql("UPDATE mailboxes SET next_fetch_at = now()"
+                  " + make_interval(secs => random() * %s) WHERE address = ANY(%s)",
+                  interval, addresses)
+
+    def rows(self, query: str, *params: object) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
     def pause(self, addresses: list[str]) -> None:
         """No scheduled fetch for these mailboxes until :meth:`release`."""
         self._sql("UPDATE mailboxes SET next_fetch_at = 'infinity' WHERE address = ANY(%s)",

@@ -101,7 +101,13 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", process: str = 
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A debug event below the level is dropped before the chain runs: the fetcher
+        # logs one per poll, 167 a second at 10,000 mailboxes (BENCHMARKS.md).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -25,7 +25,7 @@ FETCH_AGE_MAX = Gauge(
 )
 FETCH_AGE = Histogram(
     "bandeja_mailbox_fetch_age_seconds",
-    "Time since each active mailbox's last successful fetch, observed per scheduler cycle",
+    "Time since each active mailbox's last successful fetch, observed every 15 s",
     buckets=(30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
 )
 IDLE_SESSIONS = Gauge("bandeja_idle_sessions", "IMAP IDLE sessions this process holds")

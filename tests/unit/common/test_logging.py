@@ -30,3 +30,36 @@ def test_secret_keys_bearer_strings_and_jwts_are_masked() -> None:
     ):
         assert leaked not in text
     assert event["refresh_token"] == REDACTED
+
+
+def test_events_below_the_level_skip_the_processor_chain(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A debug event at INFO is dropped before timestamps and redaction run: the fetcher
+    emits one per poll, which at 10,000 mailboxes a minute was measurable CPU."""
+    import logging
+
+    import structlog
+
+    from common.logging import configure_logging
+
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    calls: list[str] = []
+    real_call = SecretRedactor.__call__
+
+    def counting(self, logger, method, event_dict):  # type: ignore[no-untyped-def]
+        calls.append(method)
+        return real_call(self, logger, method, event_dict)
+
+    monkeypatch.setattr(SecretRedactor, "__call__", counting)
+    try:
+        configure_logging(level="INFO")
+        log = structlog.get_logger("test_logging_levels")
+        log.debug("below_the_level")
+        assert calls == []
+        log.info("at_the_level")
+        assert calls == ["info"]
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:], level = saved_root
+        root.setLevel(level)
