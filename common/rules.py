@@ -14,12 +14,13 @@ the rules after it must not be tried before it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import getaddresses
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,6 +88,10 @@ class RuleSpec(BaseModel):
                 raise ValueError("tags are 1-64 printable characters")
         if self.action == "skip" and (self.document_kind or self.tags):
             raise ValueError("document_kind and tags only apply to the process action")
+        try:  # JSON allows lone surrogates; PostgreSQL's text and jsonb do not
+            json.dumps(self.model_dump(mode="json"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode") from exc
         return self
 
 
@@ -100,6 +105,15 @@ class Rule:
     @property
     def label(self) -> str:
         return self.spec.name
+
+    def as_event_data(self) -> dict[str, Any]:
+        """What a document's event says of the rule that let its mail through."""
+        return {
+            "id": self.id,
+            "name": self.spec.name,
+            "document_kind": self.spec.document_kind,
+            "tags": list(self.spec.tags),
+        }
 
 
 DEFAULT_RULE = Rule(None, RuleSpec(name="default", action="process"))
