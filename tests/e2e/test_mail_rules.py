@@ -22,7 +22,7 @@ from tests.support.waiting import metric_value, query, wait_until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BIG_BODY = 1_500_000  # each mail skipped on headers carries this much body
-RULES = [
+RULES = [  # the mailbox's own, tried before the tenant's
     {"name": "newsletters", "action": "skip", "conditions": {"subject": "*newsletter*"}},
     {
         "name": "ads stay unread",
@@ -38,6 +38,14 @@ RULES = [
         "tags": ["proveedores"],
     },
     {"name": "bare mail", "action": "skip", "conditions": {"has_attachments": False}},
+]
+TENANT_RULES = [
+    {
+        "name": "images",
+        "action": "process",
+        "conditions": {"attachment_type": "image/*"},
+        "document_kind": "image",
+    },
 ]
 
 
@@ -87,7 +95,17 @@ def test_rules_skip_on_headers_without_the_body_and_route_the_rest(
     assert refused.json()["details"][0]["field"].startswith("rules.0.action")
     stored = _put_rules(services, mailbox_id, RULES)
     assert stored.status_code == 200, stored.text
-    assert [r["name"] for r in stored.json()["rules"]] == [r["name"] for r in RULES]
+    tenant_id = stored.json()["tenant_id"]
+    tenant_wide = requests.put(
+        f"{services.auth_url}/api/tenants/{tenant_id}/rules",
+        json={"rules": TENANT_RULES},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert tenant_wide.status_code == 200, tenant_wide.text
+    applied = services.admin_get(f"/api/mailboxes/{mailbox_id}/rules").json()
+    assert [r["name"] for r in applied["rules"]] == [r["name"] for r in RULES]
+    assert [r["name"] for r in applied["tenant_rules"]] == ["images"]
 
     padding = "x" * 76 + "\n"
     big = padding * (BIG_BODY // len(padding))
@@ -114,17 +132,19 @@ def test_rules_skip_on_headers_without_the_body_and_route_the_rest(
             "document_kind": "invoice",
             "tags": ["proveedores"],
         },
-        "Logo": {"id": None, "name": "default", "document_kind": None, "tags": []},
+        "Logo": {
+            "id": tenant_wide.json()["rules"][0]["id"],
+            "name": "images",
+            "document_kind": "image",
+            "tags": [],
+        },
     }
-    skipped = {
-        row["rule_name"]: row
-        for row in services.admin_get(f"/api/mailboxes/{mailbox_id}/skipped").json()["skipped"]
-    }
-    assert {name: (s["stage"], s["post_action"]) for name, s in skipped.items()} == {
-        "newsletters": ("headers", "mark_read"),
-        "ads stay unread": ("headers", None),
-        "bare mail": ("attachments", "mark_read"),
-    }
+    skipped = services.admin_get(f"/api/mailboxes/{mailbox_id}/skipped").json()["skipped"]
+    assert sorted((s["rule_name"], s["stage"], s["post_action"]) for s in skipped) == [
+        ("ads stay unread", "headers", None),
+        ("bare mail", "attachments", "mark_read"),
+        ("newsletters", "headers", "mark_read"),
+    ]
     # Nothing of the two big skipped mails was stored; the bare one's bytes are gone.
     assert query(dsn, "SELECT count(*) AS n FROM raw_messages")[0]["n"] == 3
     assert query(dsn, "SELECT count(*) AS n FROM raw_messages WHERE raw IS NOT NULL")[0]["n"] == 2
@@ -139,12 +159,21 @@ def test_rules_skip_on_headers_without_the_body_and_route_the_rest(
     flags = standin.dovecot.flags(address)
     assert "\\Seen" not in flags[uids["ad"]]
     assert "\\Seen" in flags[uids["bare"]]
+    status = requests.get(f"{services.auth_url}/status?lang=en", headers=ADMIN, timeout=10)
+    assert "4 own, 1 tenant-wide; 3 skipped in 24 h" in status.text
     fetcher_metrics = f"{services.running['fetcher'].ops_url}/metrics"
     assert metric_value(fetcher_metrics, "bandeja_mails_skipped_total", {"stage": "headers"}) == 2
 
     # A rule change applies on the next run, no restart: with no rules, a newsletter is a
     # document; the ad skipped before stays skipped and unread (it is recognised, not re-read).
     assert _put_rules(services, mailbox_id, []).status_code == 200
+    cleared = requests.put(
+        f"{services.auth_url}/api/tenants/{tenant_id}/rules",
+        json={"rules": []},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert cleared.status_code == 200
     standin.dovecot.append(address, _mail("boletin@noticias.example", address, "Newsletter 2", "."))
     erp_consumer.wait_for("bandeja.document.processed", 3, 40)
     time.sleep(2.5)  # another poll or two: the ad must still not be read
