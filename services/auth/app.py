@@ -26,6 +26,7 @@ from services.auth import (
     data_routes,
     metrics,
     pages,
+    rules_api,
     status_page,
 )
 from services.auth.context import AuthContext
@@ -69,6 +70,7 @@ def create_app(
         Route("/status/login", status_login, methods=["POST"]),
         *health_routes(liveness, readiness),
         *data_routes.routes(ctx),
+        *rules_api.routes(ctx),
     ]
     middleware = [
         Middleware(RequestMetrics),  # outermost: counts the 429s too

@@ -35,6 +35,7 @@ from services.auth.context import AuthContext
 from services.auth.messages import human_message
 from services.auth.pages import pick_lang
 from services.auth.store import listing
+from services.auth.store import rules as rules_store
 
 COOKIE = "bandeja_status"
 STATES = MAILBOX_STATES
@@ -74,6 +75,12 @@ TEXT: dict[str, dict[str, str]] = {
     "paused": {"es": "en pausa", "en": "paused"},
     "disconnected": {"es": "desconectado", "en": "disconnected"},
     "error": {"es": "error", "en": "error"},
+    "rules": {"es": "Reglas", "en": "Rules"},
+    "rules_summary": {
+        "es": "{own} propias, {tenant} del inquilino; {skipped} omitidos en 24 h",
+        "en": "{own} own, {tenant} tenant-wide; {skipped} skipped in 24 h",
+    },
+    "rules_none": {"es": "ninguna: se procesa todo", "en": "none: everything is processed"},
 }
 
 
@@ -90,6 +97,7 @@ class Row:
     reason_code: str | None
     reconnect_url: str | None
     reconnect_label: str
+    rules: str = ""
 
 
 def render_status(ctx: AuthContext, request: Request) -> Response:
@@ -101,11 +109,12 @@ def render_status(ctx: AuthContext, request: Request) -> Response:
     with ctx.pool.connection() as conn:
         counted = listing.counts_by_state(conn)
         page = listing.page_of_mailboxes(conn, wanted, after or None, PAGE_SIZE)
+        rules = rules_store.summaries(conn, [m["id"] for m in page.rows])
     now = datetime.now(UTC)
     counts = dict.fromkeys(STATES, 0) | counted  # a state this page does not know is shown too
     html = _env.get_template("status.html").render(
         **_common(lang),
-        rows=[_row(ctx.settings, m, lang, now) for m in page.rows],
+        rows=[_row(ctx.settings, m, lang, now, rules.get(m["id"])) for m in page.rows],
         counts=counts,
         filtered=wanted != listing.MailboxFilter(),
         wanted=wanted,
@@ -213,7 +222,13 @@ def _common(lang: str) -> dict[str, Any]:
     }
 
 
-def _row(settings: Settings, mailbox: dict[str, Any], lang: str, now: datetime) -> Row:
+def _row(
+    settings: Settings,
+    mailbox: dict[str, Any],
+    lang: str,
+    now: datetime,
+    rules: rules_store.RulesSummary | None = None,
+) -> Row:
     state = str(mailbox["state"])
     reason = mailbox["state_reason"] or {}
     fetched: datetime | None = mailbox["last_fetch_at"]
@@ -236,6 +251,15 @@ def _row(settings: Settings, mailbox: dict[str, Any], lang: str, now: datetime) 
         reason_code=f"AADSTS{reason['aadsts']}" if reason.get("aadsts") else reason.get("error"),
         reconnect_url=reconnect_url,
         reconnect_label=reconnect_label,
+        rules=_rules_text(rules, lang),
+    )
+
+
+def _rules_text(rules: rules_store.RulesSummary | None, lang: str) -> str:
+    if rules is None or not (rules.own_rules or rules.tenant_rules or rules.skipped_last_day):
+        return TEXT["rules_none"][lang]
+    return TEXT["rules_summary"][lang].format(
+        own=rules.own_rules, tenant=rules.tenant_rules, skipped=rules.skipped_last_day
     )
 
 

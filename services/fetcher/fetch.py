@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -25,13 +25,15 @@ from psycopg_pool import ConnectionPool
 
 from common.broker import PROCESS_MESSAGES_ACTOR, PROCESS_QUEUE, send
 from common.errors import BandejaError, ServiceUnavailable
+from common.rule_metrics import MAILS_SKIPPED as RULE_SKIPS
 from common.settings import Settings
 from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from common.tracing import tracer
-from services.fetcher import failure_policy, metrics, store, sync
+from services.fetcher import failure_policy, metrics, screening, store, sync
 from services.fetcher.errors import LeaseLost, MessageOverCap, TenantBusy
 from services.fetcher.imap import ImapSession
 from services.fetcher.sessions import SessionPool
+from services.fetcher.store import rules as rules_store
 from services.fetcher.store import tenant_limits
 
 log = structlog.get_logger(__name__)
@@ -189,6 +191,7 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
         stored = store.stored_uids(conn, mailbox.id, mailbox.folder, position.uidvalidity, unseen)
     _finish_stored(deps, mailbox, session, [s for s in stored.values() if not s.post_action_done])
     new = [uid for uid in unseen if uid not in stored]
+    new, matches = _apply_rules(deps, mailbox, session, position, new)
     metrics.UNREAD_BACKLOG.inc(len(new))
     cap = deps.settings.max_message_bytes
     try:
@@ -207,10 +210,10 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
             for uid in [uid for uid, body in bodies.items() if len(body) > cap]:
                 sizes[uid] = len(bodies.pop(uid))
                 large.append(uid)
-            _store_batch(deps, mailbox, session, position, bodies, stats)
+            _store_batch(deps, mailbox, session, position, bodies, stats, matches)
         for uid in sorted(chunked + unsized):
             try:
-                _store_chunked(deps, mailbox, session, position, uid, stats)
+                _store_chunked(deps, mailbox, session, position, uid, stats, matches)
             except MessageOverCap as exc:
                 sizes[uid] = exc.size
                 large.append(uid)
@@ -222,6 +225,7 @@ def _drain(deps: FetchDeps, mailbox: store.LeasedMailbox, session: ImapSession) 
                 position,
                 session.fetch_headers(large),
                 stats,
+                matches,
                 too_large_sizes=sizes,
             )
     finally:
@@ -236,6 +240,7 @@ def _store_batch(
     position: sync.FolderPosition,
     bodies: dict[int, bytes],
     stats: RunStats,
+    matches: RuleMatches,
     too_large_sizes: dict[int, int] | None = None,
 ) -> None:
     if not bodies:
@@ -251,6 +256,7 @@ def _store_batch(
             bodies,
             too_large_sizes=too_large_sizes,
         )
+        rules_store.save_matches(conn, _matches_of(raw_ids, matches))
         store.save_position(
             conn,
             mailbox.id,
@@ -272,6 +278,7 @@ def _store_chunked(
     position: sync.FolderPosition,
     uid: int,
     stats: RunStats,
+    matches: RuleMatches,
 ) -> None:
     with deps.pool.connection() as conn, conn.transaction():
         if not store.renew_lease(conn, mailbox.id, deps.owner):
@@ -284,6 +291,7 @@ def _store_chunked(
             uid,
             session.fetch_chunks(uid, CHUNK_BYTES, deps.settings.max_message_bytes),
         )
+        rules_store.save_matches(conn, _matches_of({uid: raw_id}, matches))
         store.save_position(
             conn, mailbox.id, mailbox.folder, sync.FolderPosition(position.uidvalidity, uid)
         )
@@ -292,6 +300,132 @@ def _store_chunked(
     stats.bytes += size
     metrics.MESSAGES_FETCHED.inc()
     metrics.BYTES_FETCHED.inc(size)
+
+
+# uid → the rule its headers matched (as event data), None when only its parsed
+# attachments can decide; a uid absent: the mailbox has no rules.
+RuleMatches = dict[int, dict[str, Any] | None]
+
+
+def _matches_of(raw_ids: dict[int, int], matches: RuleMatches) -> dict[int, dict[str, Any] | None]:
+    return {raw_id: matches[uid] for uid, raw_id in raw_ids.items() if uid in matches}
+
+
+def _apply_rules(
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    position: sync.FolderPosition,
+    new: list[int],
+) -> tuple[list[int], RuleMatches]:
+    """Skip what the rules skip on headers alone; return the mails still to download.
+
+    A mailbox without rules costs one query and nothing on the IMAP side. A skipped mail
+    is recorded before its post-action, like stored mail: a crash between the two leaves
+    it recorded and unread, and the next run applies the post-action it was recorded with.
+    """
+    if not new:
+        return new, {}
+    with deps.pool.connection() as conn:
+        rules = rules_store.rules_for(conn, mailbox.id)
+        skipped = rules_store.skipped_uids(
+            conn, mailbox.id, mailbox.folder, position.uidvalidity, new
+        )
+    _finish_skipped(
+        deps,
+        mailbox,
+        session,
+        position,
+        [m for m in skipped.values() if m.post_action and not m.post_action_done],
+    )
+    new = [uid for uid in new if uid not in skipped]
+    if not rules or not new:
+        return new, {}
+    matches: RuleMatches = {}
+    to_download = []
+    now = datetime.now(UTC)
+    per_fetch = max(deps.settings.fetch_batch_size, 1)
+    for start in range(0, len(new), per_fetch):
+        batch = new[start : start + per_fetch]
+        heads = session.heads(batch)
+        # A mail whose headers did not come is decided after parsing, never skipped blind.
+        matches.update({uid: None for uid in batch if uid not in heads})
+        to_download += [uid for uid in batch if uid not in heads]
+        skips = []
+        for mail in screening.screen(rules, heads, now):
+            if mail.rule is not None and mail.rule.spec.action == "skip":
+                skips.append(mail)
+            else:
+                to_download.append(mail.uid)
+                matches[mail.uid] = None if mail.rule is None else mail.rule.as_event_data()
+        _record_skipped(deps, mailbox, session, position, skips)
+    return sorted(to_download), matches
+
+
+def _record_skipped(
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    position: sync.FolderPosition,
+    mails: list[screening.Screened],
+) -> None:
+    if not mails:
+        return
+    with deps.pool.connection() as conn, conn.transaction():
+        if not store.renew_lease(conn, mailbox.id, deps.owner):
+            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
+        action, _ = store.post_action(conn, mailbox.id)
+        rules_store.record_skipped(
+            conn,
+            mailbox.id,
+            mailbox.folder,
+            position.uidvalidity,
+            [
+                rules_store.Skipped(
+                    uid=m.uid,
+                    message_id=m.message_id,
+                    size=m.head.size,
+                    rule=m.rule,
+                    post_action=action if m.rule.spec.apply_post_action else None,
+                )
+                for m in mails
+                if m.rule is not None
+            ],
+        )
+    RULE_SKIPS.labels("headers").inc(len(mails))
+    log.info("mails_skipped_by_rules", mailbox_id=mailbox.id, count=len(mails))
+    _finish_skipped(
+        deps,
+        mailbox,
+        session,
+        position,
+        [
+            rules_store.SkippedMail(m.uid, action, False)
+            for m in mails
+            if m.rule is not None and m.rule.spec.apply_post_action
+        ],
+    )
+
+
+def _finish_skipped(
+    deps: FetchDeps,
+    mailbox: store.LeasedMailbox,
+    session: ImapSession,
+    position: sync.FolderPosition,
+    mails: list[rules_store.SkippedMail],
+) -> None:
+    """The post-action of recorded skipped mails, each with the one it was recorded with."""
+    if not mails:
+        return
+    with deps.pool.connection() as conn:
+        _, move_to = store.post_action(conn, mailbox.id)
+    for action in sorted({m.post_action for m in mails if m.post_action}):
+        uids = [m.uid for m in mails if m.post_action == action]
+        session.apply_post_action(uids, action, move_to)
+        with deps.pool.connection() as conn:
+            rules_store.mark_skipped_done(
+                conn, mailbox.id, mailbox.folder, position.uidvalidity, uids
+            )
 
 
 def _finish_stored(

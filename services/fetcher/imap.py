@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -30,6 +31,7 @@ from services.fetcher.errors import (
     OversizedLiteral,
     TokenRejected,
 )
+from services.fetcher.screening import MailHead
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +49,9 @@ _NOT_CONNECTED = "User is authenticated but not connected"
 MAX_THROTTLE_BACKOFF_SECONDS = 15 * 60
 # Enough of a mail's header section to read its envelope from (the processor reads 256 KiB).
 HEADER_BYTES = 1024 * 1024
+# What the mail rules read of a mail before deciding on it: sender, recipients and
+# subject are near the top; a header section past this is read as far as this goes.
+RULES_HEADER_BYTES = 64 * 1024
 
 SEEN = b"\\Seen"
 FLAGGED = b"\\Flagged"
@@ -274,6 +279,30 @@ class ImapSession:
             for uid, item in data.items()
             if b"BODY[HEADER]<0>" in item
         }
+
+    def heads(self, uids: list[int]) -> dict[int, MailHead]:
+        """Header section, RFC822.SIZE and INTERNALDATE of each mail, in one FETCH,
+        without setting \\Seen: what the mail rules decide on before any body is read."""
+        if not uids:
+            return {}
+        header_item = f"BODY.PEEK[HEADER]<0.{RULES_HEADER_BYTES}>"
+        with translated():
+            data = self._client.fetch(uids, [header_item, "RFC822.SIZE", "INTERNALDATE"])
+        heads = {}
+        for uid, item in data.items():
+            header = item.get(b"BODY[HEADER]<0>")
+            if header is None:
+                continue
+            size = item.get(b"RFC822.SIZE")
+            received = item.get(b"INTERNALDATE")
+            heads[int(uid)] = MailHead(
+                header=bytes(header),
+                size=int(size) if isinstance(size, int) else None,
+                # imapclient gives local time without a zone (normalise_times): make it
+                # aware so the age condition compares instants.
+                received_at=received.astimezone(UTC) if isinstance(received, datetime) else None,
+            )
+        return heads
 
     def apply_post_action(self, uids: list[int], action: str, move_to: str | None) -> None:
         if not uids:

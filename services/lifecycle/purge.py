@@ -1,13 +1,14 @@
 """Erasing everything Bandeja holds for one mailbox: ``bandeja purge`` and the admin API.
 
 Erased: the raw mail (and its chunks), the documents with their files (processed and
-failed alike), the tokens, the folder positions and leases, the OAuth flows started for
-the address, the events about the mailbox still in the outbox (published or not: they
-carry the address and subjects), and the mailbox row itself, with whatever its foreign
-keys cascade to. Then one ``bandeja.mailbox.purged`` event, written in the last
-transaction, tells the ERP to erase its own copies; it carries ids only, never the
-address, so nothing of the mailbox is left readable once it is published
-(docs/architecture.md#lifecycle).
+failed alike), the mailbox's mail rules and skipped-mail records (they cascade with the
+raw mail and the mailbox row), the tokens, the folder positions and leases, the OAuth
+flows started for the address, the events about the mailbox still in the outbox
+(published or not: they carry the address and subjects), and the mailbox row itself,
+with whatever its foreign keys cascade to. Then one ``bandeja.mailbox.purged`` event,
+written in the last transaction, tells the ERP to erase its own copies; it carries ids
+only, never the address, so nothing of the mailbox is left readable once it is
+published (docs/architecture.md#lifecycle).
 
 The mailbox is first disconnected (tokens deleted, state ``disconnected``) and committed,
 so the fetcher and the refresher leave it alone; the bulk goes in short batches; the last

@@ -20,8 +20,9 @@ from psycopg_pool import ConnectionPool
 
 from common.db import is_outage
 from common.errors import UnparseableMail
+from common.rules import Rule
 from common.settings import DEFAULT_PROCESS_BYTES_IN_FLIGHT
-from services.processor import crashes, metrics, store
+from services.processor import attachment_rules, crashes, metrics, store
 from services.processor.budget import MemoryBudget
 from services.processor.errors import RawMessageMissing
 from services.processor.parsing import ParsedMail, parse_headers_only, parse_message
@@ -29,6 +30,7 @@ from services.processor.parsing import ParsedMail, parse_headers_only, parse_mes
 log = structlog.get_logger(__name__)
 
 DUPLICATE = "duplicate"
+SKIPPED = "skipped"  # a rule decided on the parsed mail: no document
 
 
 @dataclass
@@ -56,7 +58,8 @@ def process_message(deps: ProcessDeps, raw_id: int) -> str:
 def process_messages(
     deps: ProcessDeps, raw_ids: Sequence[int], *, redelivered: bool = False
 ) -> dict[int, str]:
-    """Process stored mails; return each one's document state, or ``duplicate``.
+    """Process stored mails; return each one's document state, ``duplicate``, or ``skipped``
+    (a rule skipped it once parsed: no document).
 
     Database and broker failures propagate, so dramatiq retries the batch with backoff
     (documents already written are skipped on the retry). Only a mail's own defects end
@@ -110,8 +113,11 @@ def _load_parse_write(
     if given_up:  # their headers are all that is read: never more than a head in memory
         raws += store.load_raws(conn, sorted(given_up), head_only=True)
     conn.commit()  # nothing is held open while the mails are parsed
+    rules = attachment_rules.rules_for(conn, {r.mailbox_id for r in raws if r.rule_pending})
+    conn.commit()
     outcomes: dict[int, str] = {}
     parsed: list[Parsed] = []
+    skipped: list[tuple[store.RawMail, ParsedMail, Rule]] = []
     raws.reverse()
     while raws:  # popped as parsed, so each raw mail's bytes can be freed at once
         raw = raws.pop()
@@ -120,8 +126,21 @@ def _load_parse_write(
         elif raw.id in given_up:
             parsed.append(_given_up(raw, given_up[raw.id]))
         else:
-            parsed.append(_parse(raw, cap))
+            item = _parse(raw, cap)
+            if raw.rule_pending and item.draft.state == "processed":
+                # A mail that failed to parse is a document whatever the rules say:
+                # its attachments are unknown, and a failure must stay visible.
+                rule = attachment_rules.decide_parsed(rules[raw.mailbox_id], raw, item.draft.mail)
+                if rule.spec.action == "skip":
+                    skipped.append((item.draft.raw, item.draft.mail, rule))
+                    outcomes[raw.id] = SKIPPED
+                    continue
+                item.draft.rule = rule.as_event_data()
+            parsed.append(item)
         del raw
+    if skipped:
+        with conn.transaction():
+            attachment_rules.record_skipped(conn, skipped)
     if parsed:
         started = time.monotonic()
         written = _write_all(conn, parsed)

@@ -18,6 +18,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from common import events
+from common.rules import DEFAULT_RULE
 from services.processor.parsing import Attachment, ParsedMail
 
 EVENT_SOURCE = "urn:bandeja:processor"
@@ -35,7 +36,12 @@ class RawMail:
     size: int
     sha256: str
     fetched_at: datetime
+    # A document was written for it, or a rule skipped it after parsing.
     has_document: bool
+    # The rule its headers matched at fetch time (event data); pending: only the parsed
+    # mail can decide (services/processor/attachment_rules.py).
+    rule: dict[str, Any] | None = None
+    rule_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,12 @@ def load_raws(
         "SELECT r.id, r.mailbox_id, m.address AS mailbox, m.tenant_id,"
         f" {_RAW_HEAD if head_only else _WHOLE_RAW} AS raw,"
         " r.headers, r.too_large, r.size, r.sha256, r.fetched_at,"
-        " EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id) AS has_document"
+        " (EXISTS (SELECT 1 FROM documents d WHERE d.raw_message_id = r.id)"
+        "  OR EXISTS (SELECT 1 FROM skipped_mails s WHERE s.raw_message_id = r.id))"
+        " AS has_document, rr.rule, (rr.raw_message_id IS NOT NULL AND rr.rule IS NULL)"
+        " AS rule_pending"
         " FROM raw_messages r JOIN mailboxes m ON m.id = r.mailbox_id"
+        " LEFT JOIN raw_message_rules rr ON rr.raw_message_id = r.id"
         " WHERE r.id = ANY(%s) ORDER BY r.id",
         (list(raw_ids),),
         binary=True,  # bytea as is, not hex-encoded to twice its size and decoded here
@@ -180,6 +190,8 @@ class Draft:
     mail: ParsedMail
     state: str
     reason: str | None
+    # The rule decided after parsing, when the headers could not decide (event data).
+    rule: dict[str, Any] | None = None
 
 
 _INSERT_DOCUMENT = (
@@ -310,6 +322,7 @@ def _document_event(document_id: uuid.UUID, draft: Draft) -> dict[str, Any]:
             for a in mail.attachments
         ],
     }
+    data["rule"] = draft.rule or raw.rule or DEFAULT_RULE.as_event_data()
     if processed:
         data["invoices"] = [_invoice_json(i) for i in mail.invoices]
     else:

@@ -6,9 +6,11 @@
 - ``raw_mail``: the raw mail store (the claim check) and its enqueued / done marks.
 - ``tenant_limits``: tenant-wide IMAP connection slots and throttling.
 - ``idle_leases``: which process watches which mailbox with IDLE.
+- ``rules``: the mailbox's mail rules, the mails they skipped, the rule matched on a
+  stored mail's headers.
 
 The fetch run's names are re-exported here (``store.acquire_lease(...)``); the tenant
-limits and IDLE leases are used through their modules.
+limits, IDLE leases and rules are used through their modules.
 
 The scheduler's queries ("which mailboxes are due") stay in scheduler.py for now.
 """
