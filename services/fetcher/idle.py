@@ -75,7 +75,7 @@ class IdleWatcher:
         """One IDLE session, held until it ends; the next at once, or after a failure
         the pause the failure policy gives."""
         try:
-            self._session()
+            throttled = self._session()
         except BandejaError as exc:
             pause = self._pause_after(exc, self._failures)
             self._failures += 1
@@ -85,7 +85,7 @@ class IdleWatcher:
             log.info("idle_database_unavailable", error_type=type(exc).__name__)
             return Pause(min(30.0, 2.0 * self._failures))
         self._failures = 0
-        return True
+        return throttled or True
 
     def _pause_after(self, exc: BandejaError, failures: int) -> float:
         decision = failure_policy.after_idle_failure(exc, failure_policy.History(failures))
@@ -101,16 +101,16 @@ class IdleWatcher:
             log.info("idle_session_failed", mailbox_id=self.mailbox_id, error=str(exc)[:200])
         return decision.retry_in
 
-    def _session(self) -> None:
+    def _session(self) -> Pause | None:
+        """One IDLE session until it ends; a pause instead when the tenant is throttled."""
         with self._sup.pool.connection() as conn:
             if not idle_leases.still_wanted(conn, self._sup.owner, self.mailbox_id):
                 # Disconnected, paused or needs_reauth: no more logins with a dead grant.
                 self.stop.set()
-                return
+                return None
             wait = tenant_limits.throttled_for(conn, self._tenant_id)
         if wait > 0:  # the tenant was told to back off: no new session before then
-            self.stop.wait(wait)
-            return
+            return Pause(wait)
         usable = self._token()
         session = ImapSession.open(self._sup.settings, self._address, usable.token)
         try:
@@ -121,6 +121,7 @@ class IdleWatcher:
             raise
         finally:
             session.close()
+        return None
 
     def _watch(self, session: ImapSession, reconnect_at: datetime) -> None:
         session.select_readonly(self._folder)
