@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from common.errors import BandejaError
 from common.health import Heartbeat
+from common.loops import Loop, Pause
 from common.settings import Settings
 from common.tokens import ExpiryMargin, TokenCipher, request_refresh
 from services.fetcher import failure_policy, metrics, store
@@ -38,6 +39,9 @@ log = structlog.get_logger(__name__)
 # The session is re-opened this long before its token expires (Exchange would end it with
 # BYE AccessTokenExpired); by then auth has renewed the token (15-30 % of its life ahead).
 TOKEN_MARGIN = ExpiryMargin(timedelta(seconds=30), 0.10)
+# The supervisor's cycle: claims renewed, dead watchers replaced.
+SUPERVISOR_INTERVAL = 5.0
+UNEXPECTED_ERROR_PAUSE = SUPERVISOR_INTERVAL
 
 
 class IdleWatcher:
@@ -50,23 +54,38 @@ class IdleWatcher:
         self._tenant_id = mailbox.tenant_id
         self._folder = mailbox.folder
         self.stop = threading.Event()
+        self._failures = 0  # failed sessions in a row
         self.thread = threading.Thread(
             target=self._run, name=f"idle-{self.mailbox_id}", daemon=True
         )
 
     def _run(self) -> None:
-        failures = 0
-        while not self.stop.is_set() and not self._sup.stopping.is_set():
-            try:
-                self._session()
-                failures = 0
-            except BandejaError as exc:
-                self.stop.wait(self._pause_after(exc, failures))
-                failures += 1
-            except psycopg.Error as exc:  # the database is away; IDLE waits for it
-                failures += 1
-                log.info("idle_database_unavailable", error_type=type(exc).__name__)
-                self.stop.wait(min(30.0, 2.0 * failures))
+        Loop(
+            f"idle-{self.mailbox_id}",
+            work=self._turn,
+            idle_wait=0.0,  # unused: every turn answers "again now" or a pause
+            # An error the failure policy does not know is a bug: logged with its
+            # traceback, and the session tried again after a supervisor's interval (the
+            # old thread died and was replaced that much later).
+            error_pause=UNEXPECTED_ERROR_PAUSE,
+            error_event="idle_watcher_error",
+        ).run(self.stop)
+
+    def _turn(self) -> bool | Pause:
+        """One IDLE session, held until it ends; the next at once, or after a failure
+        the pause the failure policy gives."""
+        try:
+            throttled = self._session()
+        except BandejaError as exc:
+            pause = self._pause_after(exc, self._failures)
+            self._failures += 1
+            return Pause(pause)
+        except psycopg.Error as exc:  # the database is away; IDLE waits for it
+            self._failures += 1
+            log.info("idle_database_unavailable", error_type=type(exc).__name__)
+            return Pause(min(30.0, 2.0 * self._failures))
+        self._failures = 0
+        return throttled or True
 
     def _pause_after(self, exc: BandejaError, failures: int) -> float:
         decision = failure_policy.after_idle_failure(exc, failure_policy.History(failures))
@@ -82,16 +101,16 @@ class IdleWatcher:
             log.info("idle_session_failed", mailbox_id=self.mailbox_id, error=str(exc)[:200])
         return decision.retry_in
 
-    def _session(self) -> None:
+    def _session(self) -> Pause | None:
+        """One IDLE session until it ends; a pause instead when the tenant is throttled."""
         with self._sup.pool.connection() as conn:
             if not idle_leases.still_wanted(conn, self._sup.owner, self.mailbox_id):
                 # Disconnected, paused or needs_reauth: no more logins with a dead grant.
                 self.stop.set()
-                return
+                return None
             wait = tenant_limits.throttled_for(conn, self._tenant_id)
         if wait > 0:  # the tenant was told to back off: no new session before then
-            self.stop.wait(wait)
-            return
+            return Pause(wait)
         usable = self._token()
         session = ImapSession.open(self._sup.settings, self._address, usable.token)
         try:
@@ -102,6 +121,7 @@ class IdleWatcher:
             raise
         finally:
             session.close()
+        return None
 
     def _watch(self, session: ImapSession, reconnect_at: datetime) -> None:
         session.select_readonly(self._folder)
@@ -140,7 +160,6 @@ class IdleSupervisor:
         self.pool = pool
         self.cipher = cipher
         self.owner = owner
-        self.stopping = threading.Event()
         self.watchers: dict[int, IdleWatcher] = {}
         self.heartbeat = Heartbeat()
 
@@ -168,19 +187,26 @@ class IdleSupervisor:
             watcher.thread.start()
         metrics.IDLE_SESSIONS.set(len(self.watchers))
 
+    def _cycle_turn(self) -> bool:
+        self.cycle()
+        return False  # nothing waits: the next cycle is an interval away
+
     def _renew(self) -> set[int]:
         with self.pool.connection() as conn:
             return idle_leases.renew(conn, self.owner, list(self.watchers))
 
-    def run_forever(self, stop: threading.Event, interval: float = 5.0) -> None:
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                self.cycle()
-            except Exception:
-                log.exception("idle_supervisor_error")
-            stop.wait(interval)
-        self.stopping.set()
+    def run_forever(self, stop: threading.Event, interval: float = SUPERVISOR_INTERVAL) -> None:
+        loop = Loop(
+            "idle_supervisor",
+            work=self._cycle_turn,
+            idle_wait=interval,
+            heartbeat=self.heartbeat,
+            # The claims are renewed every interval, error or not: a lease (60 s) outlives
+            # a dozen failed turns, so a short outage does not hand the mailboxes over.
+            error_pause=interval,
+            error_event="idle_supervisor_error",
+        )
+        loop.run(stop)
         for watcher in self.watchers.values():
             watcher.stop.set()
         with self.pool.connection() as conn:

@@ -1,8 +1,8 @@
 """Enqueues a fetch for each due mailbox. Safe to run in every fetcher replica.
 
-``FOR UPDATE SKIP LOCKED`` plus moving ``next_fetch_at`` forward in the same statement
-means two schedulers never enqueue the same due mailbox twice; the per-mailbox lease
-in the fetch run is the second guard.
+The claim (store/schedule.py) moves ``next_fetch_at`` forward as it takes the due rows, so
+two schedulers never enqueue the same due mailbox twice; the per-mailbox lease in the
+fetch run is the second guard.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from common.broker import FETCH_QUEUE, send
+from common.broker import FETCH_MAILBOX_ACTOR, FETCH_QUEUE, send
 from common.db import MAILBOX_CHANNEL, NotificationListener
 from common.health import Heartbeat
+from common.loops import Loop
 from services.fetcher import metrics
+from services.fetcher.store import schedule
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +29,10 @@ BATCH = 500
 # Every active mailbox's poll age is read this often (one scan of the table): per cycle
 # it was, and cycles grow with the fleet, so 10,000 mailboxes cost a core in this alone.
 FETCH_AGE_EVERY = 15.0
+# The longest wait between two claims, whatever the next due mailbox says: a mailbox
+# added or made due without a NOTIFY (one lost while the listener reconnected) waits no
+# longer. Also the pause after an error (the database away).
+TICK = 1.0
 
 
 def claim_gap(poll_interval: float) -> float:
@@ -40,38 +46,15 @@ def claim_gap(poll_interval: float) -> float:
     return min(0.5, max(0.02, poll_interval / 120))
 
 
-# The jitter only shortens the interval (90-100 % of it): the setting is the longest a
-# mailbox goes unchecked, as "checked at least once a minute" reads. At ±10 % a 60 s
-# poll left a mail up to 66 s unseen, and the freshness p95 at 59.7 s (BENCHMARKS.md).
-# The due rows come from the partial index mailboxes_due; ``= ANY(ARRAY(...))`` then
-# updates them by primary key. ``IN (subquery)`` was planned as a hash semi-join over a
-# sequential scan of every mailbox: each claim read the whole table (10,000 rows).
-_CLAIM_DUE = (
-    "UPDATE mailboxes SET next_fetch_at = now() + make_interval(secs =>"
-    "   coalesce(poll_interval, %s) * (0.9 + random() * 0.1))"
-    " WHERE id = ANY(ARRAY(SELECT id FROM mailboxes"
-    "   WHERE state = 'active' AND next_fetch_at <= now()"
-    "     AND (lease_until IS NULL OR lease_until < now())"
-    "   ORDER BY next_fetch_at LIMIT %s FOR UPDATE SKIP LOCKED))"
-    " RETURNING id"
-)
-
-
-def claim_due(conn: Connection[Any], poll_interval: float, limit: int = BATCH) -> list[int]:
-    """Mailboxes due now; their next poll is pushed 90-100 % of an interval ahead."""
-    rows = conn.execute(_CLAIM_DUE, (poll_interval, limit)).fetchall()
-    return [r["id"] for r in rows]
-
-
 def observe_fetch_age(conn: Connection[Any]) -> None:
-    rows = conn.execute(
-        "SELECT extract(epoch FROM now() - coalesce(last_fetch_at, created_at)) AS age"
-        " FROM mailboxes WHERE state = 'active'"
-    ).fetchall()
-    ages = [float(r["age"]) for r in rows]
+    ages = schedule.poll_ages(conn)
     for age in ages:
         metrics.FETCH_AGE.observe(age)
     metrics.FETCH_AGE_MAX.set(max(ages, default=0.0))
+
+
+def _enqueue_fetch(mailbox_id: int) -> None:
+    send(FETCH_QUEUE, FETCH_MAILBOX_ACTOR, mailbox_id)
 
 
 class Scheduler:
@@ -80,53 +63,62 @@ class Scheduler:
         pool: ConnectionPool[Connection[Any]],
         dsn: str,
         poll_interval: float,
-        enqueue: Callable[[int], None] = lambda mid: send(FETCH_QUEUE, "fetch_mailbox", mid),
+        enqueue: Callable[[int], None] = _enqueue_fetch,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._poll_interval = poll_interval
         self._enqueue = enqueue
+        self._gap = claim_gap(poll_interval)
+        self._ages_due = time.monotonic()
         self.heartbeat = Heartbeat()
 
     def run_once(self) -> int:
         with self._pool.connection() as conn:
-            due = claim_due(conn, self._poll_interval)
+            due = schedule.claim_due(conn, self._poll_interval, BATCH)
         for mailbox_id in due:
             self._enqueue(mailbox_id)
         metrics.SCHEDULER_ENQUEUED.inc(len(due))
         return len(due)
+
+    def turn(self) -> bool:
+        """One claim, and the poll-age scan when it is due; True when a full batch went
+        out (more is likely due now)."""
+        enqueued = self.run_once()
+        if time.monotonic() >= self._ages_due:
+            self._ages_due = time.monotonic() + FETCH_AGE_EVERY
+            with self._pool.connection() as conn:
+                observe_fetch_age(conn)
+        return enqueued >= BATCH
 
     def _seconds_until_next_due(self) -> float:
         """Sleep until the next mailbox is due rather than a whole tick: the tick added up
         to a second to every poll's latency."""
         try:
             with self._pool.connection() as conn:
-                row = conn.execute(
-                    "SELECT extract(epoch FROM min(next_fetch_at) - now()) AS s FROM mailboxes"
-                    # The same mailboxes claim_due could take: one that is due but leased
-                    # would otherwise make this loop spin until its run ends.
-                    " WHERE state = 'active' AND (lease_until IS NULL OR lease_until < now())"
-                ).fetchone()
-        except Exception:  # noqa: BLE001 - the loop's own error handling covers the DB
-            return 1.0
-        seconds = row["s"] if row and row["s"] is not None else 1.0
-        return max(0.02, float(seconds))
+                seconds = schedule.seconds_until_next_due(conn)
+        except Exception:  # noqa: BLE001 - the next claim meets the outage and the loop answers it
+            return TICK
+        return TICK if seconds is None else max(0.02, seconds)
 
-    def run_forever(self, stop: threading.Event, tick: float = 1.0) -> None:
+    def run_forever(self, stop: threading.Event, tick: float = TICK) -> None:
         listener = NotificationListener(self._dsn, MAILBOX_CHANNEL)
-        gap = claim_gap(self._poll_interval)
-        ages_due = time.monotonic()
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                enqueued = self.run_once()
-                if time.monotonic() >= ages_due:
-                    ages_due = time.monotonic() + FETCH_AGE_EVERY
-                    with self._pool.connection() as conn:
-                        observe_fetch_age(conn)
-            except Exception:
-                log.exception("scheduler_error")
-                enqueued = 0
-            if enqueued < BATCH:
-                listener.wait(min(tick, max(gap, self._seconds_until_next_due())))
-        listener.close()
+
+        def until_next_claim(longest: float) -> None:
+            # A NOTIFY claims at once; otherwise the next due mailbox, but never sooner
+            # than the claim gap (due mailboxes are batched) nor later than the tick.
+            listener.wait(min(longest, max(self._gap, self._seconds_until_next_due())))
+
+        loop = Loop(
+            "scheduler",
+            work=self.turn,
+            idle_wait=tick,
+            wake=until_next_claim,
+            heartbeat=self.heartbeat,
+            error_pause=tick,
+            error_event="scheduler_error",
+        )
+        try:
+            loop.run(stop)
+        finally:
+            listener.close()

@@ -8,11 +8,11 @@
 - ``idle_leases``: which process watches which mailbox with IDLE.
 - ``rules``: the mailbox's mail rules, the mails they skipped, the rule matched on a
   stored mail's headers.
+- ``schedule``: which mailboxes are due (the scheduler's claim), when the next falls
+  due, every active mailbox's poll age.
 
 The fetch run's names are re-exported here (``store.acquire_lease(...)``); the tenant
-limits, IDLE leases and rules are used through their modules.
-
-The scheduler's queries ("which mailboxes are due") stay in scheduler.py for now.
+limits, IDLE leases, rules and schedule are used through their modules.
 """
 
 from services.fetcher.store.access_tokens import UsableToken, usable_access_token

@@ -17,7 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from common.db import create_pool
 from services.fetcher import scheduler
-from services.fetcher.scheduler import Scheduler, claim_due
+from services.fetcher.scheduler import Scheduler
+from services.fetcher.store import schedule
 from tests.support.infra import TestDatabase
 
 
@@ -85,7 +86,7 @@ def test_two_replicas_claim_every_due_mailbox_exactly_once(
 
 def _claim(pool: ConnectionPool[Any], limit: int) -> list[int]:
     with pool.connection() as conn:
-        return claim_due(conn, poll_interval=60, limit=limit)
+        return schedule.claim_due(conn, poll_interval=60, limit=limit)
 
 
 def test_mailboxes_falling_due_close_together_are_claimed_together(
@@ -150,7 +151,7 @@ def test_a_claim_reads_the_due_mailboxes_not_the_whole_table(
         conn.execute("ANALYZE mailboxes")
         conn.execute("BEGIN")
         plan = conn.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + scheduler._CLAIM_DUE, (60, scheduler.BATCH)
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + schedule._CLAIM_DUE, (60, scheduler.BATCH)
         ).fetchone()
         conn.execute("ROLLBACK")
     assert plan is not None
