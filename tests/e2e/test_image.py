@@ -23,7 +23,7 @@ from tests.support.container import IMAGE, ImageLauncher, build_image, podman_ru
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_mailbox
 from tests.support.infra import PG_ADMIN_DSN, TestDatabase, TestVhost
-from tests.support.mail import invoice_mail
+from tests.support.mail import append_invoices
 from tests.support.services import Services, new_token_keys, service_env
 
 pytestmark = [pytest.mark.chaos, pytest.mark.image, pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -140,11 +140,7 @@ def _mails_become_documents(
 ) -> None:
     address = new_address(tenant, "facturas")
     standin.identity.control.create_user(address, tenant=tenant["id"])
-    expected = {}
-    for n in range(N_MAILS):
-        raw, hashes = invoice_mail(n, to=address)
-        standin.dovecot.append(address, raw)
-        expected[f"Factura electrónica N° {1000 + n}"] = hashes
+    expected = append_invoices(standin, address, N_MAILS)
 
     page = connect_mailbox(services.auth_url, standin, address)
     assert page.status_code == 200, page.text

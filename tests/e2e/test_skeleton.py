@@ -10,7 +10,7 @@ from standin.testing import StandIn
 from tests.conftest import new_address
 from tests.support.events import EventConsumer
 from tests.support.flows import connect_mailbox
-from tests.support.mail import invoice_mail
+from tests.support.mail import append_invoices
 from tests.support.services import Services
 
 N_MAILS = 5
@@ -23,11 +23,7 @@ def test_seeded_mails_become_documents_and_events(
     N ``document.processed`` events for the ERP, and the mails marked \\Seen."""
     address = new_address(tenant, "facturas")
     standin.identity.control.create_user(address, tenant=tenant["id"])
-    expected: dict[str, dict[str, str]] = {}
-    for n in range(N_MAILS):
-        raw, hashes = invoice_mail(n, to=address)
-        standin.dovecot.append(address, raw)
-        expected[f"Factura electrónica N° {1000 + n}"] = hashes
+    expected = append_invoices(standin, address, N_MAILS)
 
     page = connect_mailbox(services.auth_url, standin, address)
     assert page.status_code == 200, page.text

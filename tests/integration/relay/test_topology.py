@@ -65,6 +65,19 @@ def _channel(vhost: TestVhost) -> pika.adapters.blocking_connection.BlockingChan
     return pika.BlockingConnection(pika.URLParameters(vhost.url)).channel()
 
 
+def _publish_one(vhost: TestVhost) -> dict[str, Any]:
+    """Connect a publisher (which declares the topology), publish one event, close."""
+    publisher = EventPublisher(vhost.url)
+    try:
+        publisher.connect()
+        event = _event()
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    return event
+
+
+
 def _bound_queue(vhost: TestVhost, name: str = "erp") -> None:
     """An ERP consumer that comes first and declares the exchange as the README says."""
     channel = _channel(vhost)
@@ -93,13 +106,7 @@ def test_consumer_declared_exchange_first_and_relay_publishes(
     before the relay ever ran; the relay's declarations agree and its events arrive."""
     vhost = fresh_vhost()
     _bound_queue(vhost)
-    publisher = EventPublisher(vhost.url)
-    try:
-        publisher.connect()
-        event = _event()
-        publisher.publish(event)
-    finally:
-        publisher.close()
+    event = _publish_one(vhost)
     assert [e["id"] for e in _messages(vhost, "erp")] == [event["id"]]
     assert EXCHANGE_INEQUIVALENT._value.get() == 0
 
@@ -140,13 +147,7 @@ def test_exchange_of_an_earlier_release_is_accepted_as_it_stands(
     )
     channel.connection.close()
     EXCHANGE_INEQUIVALENT.set(1)
-    publisher = EventPublisher(vhost.url)
-    try:
-        publisher.connect()
-        event = _event()
-        publisher.publish(event)
-    finally:
-        publisher.close()
+    event = _publish_one(vhost)
     assert EXCHANGE_INEQUIVALENT._value.get() == 0
     assert [e["id"] for e in _messages(vhost, events.UNROUTED_QUEUE)] == [event["id"]]
 
