@@ -3,6 +3,7 @@ errors are the data's fault rather than the database's."""
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -71,10 +72,28 @@ def create_pool(dsn: str, *, name: str, max_size: int = 10) -> ConnectionPool[Co
         max_size=max_size,
         name=name,
         kwargs={"row_factory": dict_row, "application_name": f"bandeja-{name}"},
-        check=ConnectionPool.check_connection,
+        check=check_if_server_spoke,
         reconnect_timeout=300,
         open=True,
     )
+
+
+def check_if_server_spoke(conn: Connection[Any]) -> None:
+    """The pool's check before lending a connection: a round trip only when the server
+    wrote to the connection while it sat idle in the pool.
+
+    A backend that is ended (a restart, a failover, ``pg_terminate_backend``) first sends
+    its FATAL error and then closes the socket, so a dead pooled connection is readable;
+    an idle healthy one has nothing to read. ``ConnectionPool.check_connection`` on every
+    checkout was one extra round trip per transaction, 14 % of the fetcher's time in a
+    quiet poll (BENCHMARKS.md, "10,000 mailboxes").
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
 
 
 def connect(dsn: str, *, autocommit: bool = False, **kwargs: Any) -> Connection[dict]:  # type: ignore[type-arg]

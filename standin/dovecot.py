@@ -116,6 +116,8 @@ service imap-login {{
 }}
 service imap {{
   process_limit = 1000
+  service_count = 0
+  process_min_avail = 2
 }}
 service auth {{
   user = root

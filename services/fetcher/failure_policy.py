@@ -105,8 +105,8 @@ def _throttle_or_token(error: BandejaError) -> Decision | None:
             retry_in=2.0, result="token_rejected", error_kind="auth", request_token_refresh=True
         )
     if isinstance(error, TokenNotReady):
-        # Whoever found the token unusable has asked auth for it already (store.py).
-        return Decision(retry_in=2.0, result="token_rejected")
+        # No token, or one about to expire: auth refreshes it now rather than on schedule.
+        return Decision(retry_in=2.0, result="token_rejected", request_token_refresh=True)
     return None
 
 

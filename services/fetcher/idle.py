@@ -24,7 +24,7 @@ import structlog
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from common.errors import BandejaError
+from common.errors import BandejaError, TokenNotReady
 from common.health import Heartbeat
 from common.loops import Loop, Pause
 from common.settings import Settings
@@ -143,7 +143,12 @@ class IdleWatcher:
 
     def _token(self) -> store.UsableToken:
         with self._sup.pool.connection() as conn:
-            return store.usable_access_token(conn, self._sup.cipher, self.mailbox_id, TOKEN_MARGIN)
+            usable = store.usable_access_token(
+                conn, self._sup.cipher, self.mailbox_id, TOKEN_MARGIN
+            )
+        if usable is None:
+            raise TokenNotReady(self.mailbox_id)
+        return usable
 
 
 class IdleSupervisor:

@@ -8,8 +8,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from common.errors import TokenNotReady
-from common.tokens import ExpiryMargin, TokenCipher, request_refresh
+from common.tokens import ExpiryMargin, TokenCipher
 
 
 @dataclass(frozen=True)
@@ -22,11 +21,11 @@ class UsableToken:
 
 def usable_access_token(
     conn: Connection[Any], cipher: TokenCipher, mailbox_id: int, margin: ExpiryMargin
-) -> UsableToken:
-    """The mailbox's access token, if it outlives ``margin``.
-
-    Otherwise auth is asked for a forced refresh and TokenNotReady is raised: the
-    fetcher never calls the token endpoint itself.
+) -> UsableToken | None:
+    """The mailbox's access token if it outlives ``margin``; None when there is none or it
+    is about to expire. A read only: the caller raises ``TokenNotReady``, whose failure
+    policy asks auth for a forced refresh in the transaction that records the failure (a
+    request written here was rolled back with the caller's transaction).
     """
     row = conn.execute(
         "SELECT access_token, access_issued_at, access_expires_at FROM mailbox_tokens"
@@ -34,13 +33,11 @@ def usable_access_token(
         (mailbox_id,),
     ).fetchone()
     if row is None or row["access_token"] is None or row["access_expires_at"] is None:
-        request_refresh(conn, mailbox_id)
-        raise TokenNotReady(mailbox_id)
+        return None
     expires_at: datetime = row["access_expires_at"]
     usable_until = expires_at - margin.of(row["access_issued_at"], expires_at)
     if usable_until < datetime.now(UTC):
-        request_refresh(conn, mailbox_id)
-        raise TokenNotReady(mailbox_id)
+        return None
     return UsableToken(
         cipher.decrypt(row["access_token"]), row["access_issued_at"], expires_at, usable_until
     )

@@ -35,11 +35,13 @@ def throttle_tenant(conn: Connection[Any], tenant_id: str, seconds: float) -> No
 
 def acquire_slot(conn: Connection[Any], tenant_id: str, owner: str, cap: int) -> int | None:
     """Take one of the tenant's ``cap`` connection slots; None when all are in use."""
-    conn.execute(
-        "INSERT INTO imap_slots (tenant_id, slot) SELECT %s, g FROM generate_series(0, %s - 1) g"
-        " ON CONFLICT DO NOTHING",
-        (tenant_id, cap),
-    )
+    slot = _take_free_slot(conn, tenant_id, owner, cap)
+    if slot is None and _add_missing_slots(conn, tenant_id, cap):
+        slot = _take_free_slot(conn, tenant_id, owner, cap)
+    return slot
+
+
+def _take_free_slot(conn: Connection[Any], tenant_id: str, owner: str, cap: int) -> int | None:
     row = conn.execute(
         "UPDATE imap_slots SET owner = %s, lease_until = now() + %s"
         " WHERE (tenant_id, slot) = (SELECT tenant_id, slot FROM imap_slots"
@@ -50,6 +52,18 @@ def acquire_slot(conn: Connection[Any], tenant_id: str, owner: str, cap: int) ->
         (owner, SLOT_TTL, tenant_id, cap),
     ).fetchone()
     return int(row["slot"]) if row else None
+
+
+def _add_missing_slots(conn: Connection[Any], tenant_id: str, cap: int) -> bool:
+    """Create the tenant's slot rows up to ``cap`` (a new tenant, a raised cap); True if
+    any was added. Only when no slot was free: inserting all of them on every claim was
+    ``cap`` conflicting inserts per fetch run."""
+    cursor = conn.execute(
+        "INSERT INTO imap_slots (tenant_id, slot) SELECT %s, g FROM generate_series(0, %s - 1) g"
+        " ON CONFLICT DO NOTHING",
+        (tenant_id, cap),
+    )
+    return cursor.rowcount > 0
 
 
 def renew_slot(conn: Connection[Any], tenant_id: str, slot: int, owner: str) -> None:

@@ -50,12 +50,12 @@ def test_a_refused_token_asks_auth_for_a_refresh_and_looks_again_soon() -> None:
         assert decision.error_kind == "auth"
 
 
-def test_a_token_not_ready_waits_for_the_refresh_already_asked_for() -> None:
-    """The store asked auth when it found the token unusable: no second request, no IMAP
-    error counted (no login was tried)."""
+def test_a_token_not_ready_asks_auth_for_a_refresh_and_looks_again_soon() -> None:
+    """No usable token: auth is asked for a forced refresh where the failure is recorded
+    (the store only reads), and no IMAP error is counted (no login was tried)."""
     decision = after_fetch_failure(TokenNotReady(7), FIRST)
     assert (decision.result, decision.retry_in) == ("token_rejected", 2.0)
-    assert not decision.request_token_refresh
+    assert decision.request_token_refresh
     assert decision.error_kind is None
 
 
