@@ -90,8 +90,10 @@ def _ratios(report: Report, section: str, bandeja: Throughput,
     vs_fetchmail = bandeja.mails_per_s / summary["fetchmail_median_mails_per_s"]
     summary["bandeja_vs_bare8"] = round(vs_bare, 3)
     summary["bandeja_vs_fetchmail"] = round(vs_fetchmail, 2)
-    summary["target_vs_bare8_>=0.5"] = "PASS" if vs_bare >= 0.5 else "FAIL"
-    summary["target_vs_fetchmail_>=1.5"] = "PASS" if vs_fetchmail >= 1.5 else "FAIL"
+    # The target (issue 19): at least fetchmail's pace while doing all of Bandeja's work.
+    # The bare loop stores, parses and publishes nothing: its ratio is the physical-limit
+    # line, reported beside the target, not a target.
+    summary["target_vs_fetchmail_>=1.0"] = "PASS" if vs_fetchmail >= 1.0 else "FAIL"
     report.add(section, "summary", summary)
 
 
