@@ -81,8 +81,10 @@ def run_worker_process(
     stop: threading.Event,
     loops: Iterable[tuple[str, Callable[[threading.Event], None]]] = (),
     liveness: dict[str, Check] | None = None,
+    threads: int | None = None,
 ) -> None:
-    """Consume ``queues`` with an embedded dramatiq worker until ``stop`` (SIGTERM).
+    """Consume ``queues`` with an embedded dramatiq worker until ``stop`` (SIGTERM), on
+    ``threads`` worker threads (``settings.worker_threads`` unless given).
 
     One OS process per pod with threads inside: ``--processes`` would default to the
     node's CPU count (docs/architecture.md#ops-dramatiq-processes); scale with replicas instead.
@@ -93,7 +95,8 @@ def run_worker_process(
         interval=settings.queue_metrics_interval,
     )
     loops = [*loops, ("queue-depth", depths.run_forever)]
-    worker = Worker(broker, queues=queues, worker_threads=settings.worker_threads)
+    threads = threads or settings.worker_threads
+    worker = Worker(broker, queues=queues, worker_threads=threads)
 
     def workers_alive() -> None:
         dead = [t.name for t in worker.workers if not t.is_alive()]
@@ -103,7 +106,7 @@ def run_worker_process(
     ops.liveness.update({"workers": workers_alive, **(liveness or {})})
     worker.start()
     threads = start_loops(loops, stop)
-    log.info("worker_started", queues=sorted(queues), threads=settings.worker_threads)
+    log.info("worker_started", queues=sorted(queues), threads=threads)
     stop.wait()
     for thread in threads:
         thread.join(timeout=10)

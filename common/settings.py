@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     poll_interval: float = 60.0
     metrics_port: int = 9191
     worker_threads: int = 8
+    # The processor's threads: parsing is CPU under the GIL, so threads past the two that
+    # overlap one mail's database round trips with another's parse only contend for it
+    # (2 rather than 8: 5-30 % less processor CPU per mail and more mails a second in the
+    # throughput bench, BENCHMARKS.md). Scale processors with replicas, one per core.
+    processor_threads: int = 2
     queue_metrics_interval: float = 15.0
     # How often auth reads mailbox states and token expiry for /metrics, in the background.
     token_health_interval: float = 15.0

@@ -23,7 +23,8 @@ def run(settings: Settings) -> int:
     from services.processor.budget import MemoryBudget
     from services.processor.process import ProcessDeps
 
-    pool = create_pool(settings.crm_dsn, name="processor", max_size=settings.worker_threads + 2)
+    threads = settings.processor_threads
+    pool = create_pool(settings.crm_dsn, name="processor", max_size=threads + 2)
     actors.bind(
         ProcessDeps(
             pool=pool,
@@ -32,6 +33,6 @@ def run(settings: Settings) -> int:
         ),
         max_retries=settings.process_max_retries,
     )
-    run_worker_process(settings, broker, {PROCESS_QUEUE}, ops, stop)
+    run_worker_process(settings, broker, {PROCESS_QUEUE}, ops, stop, threads=threads)
     pool.close()
     return 0
