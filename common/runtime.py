@@ -81,10 +81,10 @@ def run_worker_process(
     stop: threading.Event,
     loops: Iterable[tuple[str, Callable[[threading.Event], None]]] = (),
     liveness: dict[str, Check] | None = None,
-    threads: int | None = None,
+    worker_threads: int | None = None,
 ) -> None:
     """Consume ``queues`` with an embedded dramatiq worker until ``stop`` (SIGTERM), on
-    ``threads`` worker threads (``settings.worker_threads`` unless given).
+    ``worker_threads`` threads (``settings.worker_threads`` unless given).
 
     One OS process per pod with threads inside: ``--processes`` would default to the
     node's CPU count (docs/architecture.md#ops-dramatiq-processes); scale with replicas instead.
@@ -95,8 +95,8 @@ def run_worker_process(
         interval=settings.queue_metrics_interval,
     )
     loops = [*loops, ("queue-depth", depths.run_forever)]
-    threads = threads or settings.worker_threads
-    worker = Worker(broker, queues=queues, worker_threads=threads)
+    worker_threads = worker_threads or settings.worker_threads
+    worker = Worker(broker, queues=queues, worker_threads=worker_threads)
 
     def workers_alive() -> None:
         dead = [t.name for t in worker.workers if not t.is_alive()]
@@ -106,7 +106,7 @@ def run_worker_process(
     ops.liveness.update({"workers": workers_alive, **(liveness or {})})
     worker.start()
     threads = start_loops(loops, stop)
-    log.info("worker_started", queues=sorted(queues), threads=threads)
+    log.info("worker_started", queues=sorted(queues), threads=worker_threads)
     stop.wait()
     for thread in threads:
         thread.join(timeout=10)

@@ -33,6 +33,6 @@ def run(settings: Settings) -> int:
         ),
         max_retries=settings.process_max_retries,
     )
-    run_worker_process(settings, broker, {PROCESS_QUEUE}, ops, stop, threads=threads)
+    run_worker_process(settings, broker, {PROCESS_QUEUE}, ops, stop, worker_threads=threads)
     pool.close()
     return 0
