@@ -96,8 +96,9 @@ def versions() -> dict[str, str]:
 
 
 def source() -> dict[str, Any]:
-    """The commit measured, and the service files that differed from it (others edit them)."""
-    dirty = _run("git", "status", "--short", "--", "services", "common").splitlines()
+    """The commit measured, and the files that differed from it in what is measured: the
+    services, and the stand-in, whose Dovecot settings move the figures too."""
+    dirty = _run("git", "status", "--short", "--", "services", "common", "standin").splitlines()
     return {"commit": _run("git", "rev-parse", "--short", "HEAD"), "uncommitted": dirty}
 
 
