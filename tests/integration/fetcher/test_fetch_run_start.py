@@ -66,20 +66,19 @@ def test_a_mailbox_without_a_usable_token_asks_auth_for_a_refresh(
 
     assert fetch.fetch_mailbox(deps, mailbox_id) == "token_rejected"
 
-    token = _row(
+    after = _row(
         clean_database.dsn,
-        "SELECT refresh_requested, refresh_due_at <= now() AS due FROM mailbox_tokens"
-        " WHERE mailbox_id = %s",
+        "SELECT t.refresh_requested, t.refresh_due_at <= now() AS refresh_due, m.lease_owner,"
+        " m.next_fetch_at < now() + interval '5 seconds' AS retried_soon"
+        " FROM mailbox_tokens t JOIN mailboxes m ON m.id = t.mailbox_id WHERE m.id = %s",
         mailbox_id,
     )
-    assert token == {"refresh_requested": True, "due": True}
-    mailbox = _row(
-        clean_database.dsn,
-        "SELECT lease_owner, next_fetch_at < now() + interval '5 seconds' AS soon"
-        " FROM mailboxes WHERE id = %s",
-        mailbox_id,
-    )
-    assert mailbox == {"lease_owner": None, "soon": True}
+    assert after == {
+        "refresh_requested": True,
+        "refresh_due": True,
+        "lease_owner": None,
+        "retried_soon": True,
+    }
     assert _slots_held(clean_database.dsn) == 0
 
 
