@@ -10,10 +10,12 @@ each of its runs. Stacks alternate as given, so a machine that drifts affects bo
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench import bandeja_e2e
 from bench.cpu import CpuAccount
 from bench.events import EventSink
+from bench.report import Report
 from bench.seed import seed
 from bench.stack import Harness, Stack
 
@@ -49,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.processor_threads", description=__doc__)
     parser.add_argument("threads", type=int, nargs="+")
     args = parser.parse_args(argv)
-    harness = Harness().start()
+    report, harness = Report(), Harness().start()
     try:
-        for threads in args.threads:
-            print(threads, one_stack(harness, threads), flush=True)
+        for index, threads in enumerate(args.threads):
+            report.add("processor_threads", f"stack{index}_threads{threads}",
+                       one_stack(harness, threads))
     finally:
         harness.stop()
+        print(f"results: {report.save(sys.argv)}", flush=True)
     return 0
 
 

@@ -10,9 +10,11 @@ The first cycle creates each mailbox's folder on the Dovecot side; compare the l
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from bench.cpu import CpuAccount
+from bench.report import Report
 from bench.scale import _one_cycle
 from bench.stack import Harness, Stack
 
@@ -23,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--env", action="append", default=[], metavar="BANDEJA_X=VALUE")
     args = parser.parse_args(argv)
-    harness = Harness()
-    harness.extra_env = dict(item.split("=", 1) for item in args.env)
-    harness.start()
+    report, harness = Report(), Harness(args.env).start()
     stack = Stack(harness, poll_interval=3600).start()  # only the releases make them due
     try:
         addresses = harness.addresses("quiet", args.mailboxes)
@@ -36,12 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         for cycle in range(args.cycles):
             with CpuAccount(stack.pids()) as account:
                 seconds = _one_cycle(stack, addresses)
-            rate = args.mailboxes / seconds
-            print(f"cycle {cycle}: {seconds:.1f} s, {rate:.1f} polls/s; ms of CPU per poll:",
-                  account.milliseconds_per(args.mailboxes), flush=True)
+            report.add("quiet_polls", f"cycle{cycle}", {
+                "seconds": round(seconds, 2),
+                "polls_per_s": round(args.mailboxes / seconds, 1),
+                "cpu_ms_per_poll": account.milliseconds_per(args.mailboxes),
+            })
     finally:
         stack.stop()
         harness.stop()
+        print(f"results: {report.save(sys.argv)}", flush=True)
     return 0
 
 

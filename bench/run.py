@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.token_window:
         sizes = replace(sizes, token_window=args.token_window)
     report = Report()
-    harness = Harness()
-    harness.extra_env = dict(item.split("=", 1) for item in args.env)
-    harness.start()
+    harness = Harness(args.env).start()
     failed = []
     try:
         for name in args.only or list(PARTS):

@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = Report()
     report.add("fleet", "refresh_load_3600s_tokens", fleet.refresh_load(args.mailboxes))
-    harness = Harness()
-    harness.extra_env = dict(item.split("=", 1) for item in args.env)
-    harness.start()
+    harness = Harness(args.env).start()
     try:
         result = fleet.run(harness, args.mailboxes, args.minutes,
                            mails_per_minute=args.mails_per_minute,

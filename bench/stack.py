@@ -37,7 +37,8 @@ def fetcher_has_idle() -> bool:
 class Harness:
     """Stand-in, a consented tenant and the auth port every stack reuses."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: list[str] | None = None) -> None:
+        """``settings``: ``BANDEJA_X=VALUE`` items (a bench's repeatable ``--env``)."""
         self.directory = Path(tempfile.mkdtemp(prefix="bandeja-bench-"))
         self.directory.chmod(0o755)
         self.standin = StandIn(self.directory / "standin")
@@ -45,7 +46,7 @@ class Harness:
         self.domain = f"bench{uuid.uuid4().hex[:6]}.example"
         self.tenant: dict[str, str] = {}
         # BANDEJA_* settings for every stack of the run (``--env``), e.g. to compare one.
-        self.extra_env: dict[str, str] = {}
+        self.extra_env: dict[str, str] = dict(item.split("=", 1) for item in settings or [])
 
     def start(self) -> Harness:
         self.standin.start()

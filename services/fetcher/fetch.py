@@ -144,6 +144,8 @@ def _start_run(deps: FetchDeps, mailbox_id: int) -> RunStart | None:
         if wait <= 0:
             cap = deps.settings.imap_connections_per_tenant
             slot = tenant_limits.acquire_slot(conn, mailbox.tenant_id, deps.owner, cap)
+        if slot is None:  # the run ends as TenantBusy: nothing more to read
+            return RunStart(mailbox, wait, None, None, None)
         position = store.folder_position(conn, mailbox.id, mailbox.folder)
         token = store.usable_access_token(conn, deps.cipher, mailbox.id, TOKEN_MARGIN)
     return RunStart(mailbox, wait, slot, position, token)
