@@ -4,10 +4,9 @@ marked enqueued and marked done once the post-action is applied on the server.""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 import psycopg
@@ -209,7 +208,22 @@ def mark_post_action_done(conn: Connection[Any], raw_ids: list[int]) -> None:
     )
 
 
+# The header block as the standard library's feed parser reads it: lines that start a
+# field ("name:"), continue one (leading blank), or are a misplaced "From " envelope line;
+# the first other line ends it (email.feedparser.headerRE). Then the block's first
+# Message-ID field with its folded lines (RFC 5322 2.2.3). A header parser built a whole
+# message object per mail for this one field. The processor reads the Message-ID again
+# from its own parse; here it guards, with the content hash, against storing a mail twice.
+_HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
+_MESSAGE_ID_FIELD = re.compile(
+    rb"^message-id:([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE
+)
+
+
 def _message_id(data: bytes) -> str | None:
     head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID")
-    return clean_message_id(None if value is None else str(value))
+    block = _HEADER_BLOCK.match(head)
+    match = _MESSAGE_ID_FIELD.search(head, 0, block.end() if block else 0)
+    if match is None:
+        return None
+    return clean_message_id(match.group(1).decode("ascii", "surrogateescape"))

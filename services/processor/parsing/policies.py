@@ -38,6 +38,10 @@ class HeaderBudget:
         self.left = limit
         self.spent = False
         self._granted: set[tuple[str, str]] = set()
+        # What each (name, value) this mail asked for gave: the feed parser and the walk
+        # ask for a part's Content-Type about five times, and everything below (the
+        # boundary fix-up, the budget, the shared cache) gives the same answer each time.
+        self.fetched: dict[tuple[str, str], Any] = {}
 
     def grants(self, name: str, value: str) -> bool:
         key = (name.lower(), value)
@@ -64,6 +68,16 @@ class BoundedPolicy(EmailPolicy):
     header_budget: HeaderBudget | None = None
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
+        budget = self.header_budget
+        if budget is None:
+            return self._fetch_parse(name, value)
+        key = (name, value)
+        header = budget.fetched.get(key)
+        if header is None:
+            header = budget.fetched[key] = self._fetch_parse(name, value)
+        return header
+
+    def _fetch_parse(self, name: str, value: str) -> Any:
         if len(value) > self.max_header_bytes:
             value = value[: self.max_header_bytes]
         if name.lower() == "content-type":

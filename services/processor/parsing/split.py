@@ -34,6 +34,8 @@ _LONE_CR = re.compile(r"\r(?!\n)")
 # Read by the feed parser as a whole message inside the part (as is every message/* type
 # but delivery-status; the rarer ones are left to it).
 _NESTED_MESSAGES = frozenset({"message/rfc822", "message/global"})
+# A field's first line as the feed parser's headerRE accepts it, with a name.
+_FIELD_START = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
 
 
 class _NotPlain(Exception):
@@ -56,6 +58,7 @@ def split_tree(data: bytes, limits: ParseLimits, policy: Policy) -> Message | No
 class _Splitter:
     def __init__(self, limits: ParseLimits, policy: Policy) -> None:
         self.limits = limits
+        self.policy = policy
         self.headers = email.parser.Parser(policy=policy)
         self.parts = 0
 
@@ -66,7 +69,9 @@ class _Splitter:
         if self.parts > self.limits.max_parts or depth > self.limits.max_depth:
             raise _NotPlain
         head, body = _head_and_body(text)
-        message = self.headers.parsestr(head, headersonly=True)
+        message = _plain_header_block(head, self.policy)
+        if message is None:
+            message = self.headers.parsestr(head, headersonly=True)
         if message.defects or not message.keys():
             raise _NotPlain
         ctype = message.get_content_type()
@@ -92,6 +97,36 @@ class _Splitter:
             for part in _parts(body, "--" + boundary)
         ]
         message.set_payload(children)
+
+
+def _plain_header_block(head: str, policy: Policy) -> Message | None:
+    """The message ``Parser(policy).parsestr(head, headersonly=True)`` gives, for a header
+    block of field lines and their continuations only; None for anything else (a first
+    line that continues nothing, an envelope ``From`` line, a line without a field name),
+    which the parser reads with its defects.
+
+    The same policy calls (``header_source_parse``, ``set_raw``) as the feed parser's
+    ``_parse_headers``, without its line-by-line push parser: a part's header block is
+    read in a few string operations instead of a Python loop per line and per
+    character class.
+    """
+    lines = head.split("\n")
+    if lines.pop() != "":  # the head ends with its last line end
+        return None
+    fields: list[list[str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1].append(line + "\n")
+        elif _FIELD_START.match(line) and not line.startswith("From "):
+            fields.append([line + "\n"])
+        else:
+            return None
+    factory = policy.message_factory or Message
+    message: Message = factory(policy=policy)
+    for field in fields:
+        message.set_raw(*policy.header_source_parse(field))
+    message.set_payload("")  # what the parser leaves after the headers (headersonly)
+    return message
 
 
 def _head_and_body(text: str) -> tuple[str, str]:
