@@ -23,6 +23,16 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ADDR_SEP = re.compile(r"\s+")
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+# RFC 5322 3.2.3 atext, dot-atom and 3.4.1 addr-spec (no quoted local parts, no domain
+# literals), and one mailbox of a plain address list (see _plain_addresses).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+_QUOTED_NAME = r'"([ !#-\[\]-~]*)"'  # a quoted string without escapes
+_ATOMS_NAME = rf"((?:{_ATEXT}+[ ]+)*{_ATEXT}+)"
+_MAILBOX = rf"[ ]*(?:({_ADDR_SPEC})|(?:{_QUOTED_NAME}|{_ATOMS_NAME})?[ ]*<({_ADDR_SPEC})>)[ ]*"
+_PLAIN_MAILBOX = re.compile(_MAILBOX)
+_PLAIN_ADDRESS_LIST = re.compile(rf"{_MAILBOX}(?:,{_MAILBOX})*,?[ ]*")
 
 
 def raw_value(msg: Message, name: str) -> str | None:
@@ -87,6 +97,9 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
     if raw is None:
         return []
     if _use_modern(msg, raw):
+        plain = _plain_addresses(raw)
+        if plain is not None:
+            return plain
         try:
             header: Any = msg[name]
             # A plain str, not a header object, once the mail's header budget is spent.
@@ -97,6 +110,31 @@ def addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, st
     cap = getattr(msg.policy, "max_header_bytes", None) or len(raw)
     decoded = decode_words(raw[:cap], defects, name)
     return [(n, a) for n, a in email.utils.getaddresses([decoded]) if a or n]
+
+
+def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
+    """The (display name, address) pairs of a plain address list, read with patterns; None
+    for anything else (encoded words, comments, groups, escapes, dots or tabs in a bare
+    name, quoted or bracketed address parts...), which the modern parser reads.
+
+    Plain means printable ASCII mailboxes separated by commas, each ``local@domain``,
+    ``<local@domain>`` or ``name <local@domain>``, with dot-atom address parts and a name
+    of space-separated atoms or one quoted string without escapes. For these the modern
+    parser gives the same pairs (``tests/unit/processor/test_parsing_headers_bodies.py``
+    compares them) at about a tenth of its cost: its address parser was a quarter of the
+    parse time on the real-world corpus.
+    """
+    if "=?" in value or not _PLAIN_ADDRESS_LIST.fullmatch(value):
+        return None
+    pairs = []
+    for match in _PLAIN_MAILBOX.finditer(value):
+        bare, quoted, atoms, bracketed = match.groups()
+        if bare is not None:
+            pairs.append(("", bare))
+        else:
+            name = quoted if quoted is not None else " ".join((atoms or "").split())
+            pairs.append((name, bracketed))
+    return pairs
 
 
 def format_address(display: str, addr: str) -> str:

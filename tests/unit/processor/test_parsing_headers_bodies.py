@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import email.policy
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 
 import pytest
 
 from common.errors import UnparseableMail
 from services.processor.parsing import parse_headers_only, parse_message
+from services.processor.parsing.headers import _plain_addresses, raw_value
+from tests.support.corpus import CORPORA, corpus_files
 from tests.unit.processor.parsing_samples import simple
 
 
@@ -165,3 +170,68 @@ def test_unquoted_boundary_with_equals_sign() -> None:
     mail = parse_message(raw)
     assert mail.text_body.strip() == "cuerpo"
     assert [a.filename for a in mail.attachments] == ["a.pdf"]
+
+
+_PLAIN_ADDRESS_LISTS = [
+    "a@b.example",
+    " a@b.example ",
+    "first.last+tag@sub.x.example",
+    "John Smith <js@x.example>",
+    "John  Smith <js@x.example>",
+    "Name<n@x.example>",
+    "<js@x.example>",
+    '"Smith, John" <js@x.example>',
+    '"a  b" <x@y.example>',
+    '"" <e@x.example>',
+    "O'Neil <o@x.example>",
+    'a@b.example, "C D" <c@d.example>, E <e@f.example>',
+    "a@b.example , c@d.example",
+    "a@b.example,",
+    '"x <a@b.example>" <c@d.example>',
+]
+_OTHER_ADDRESS_LISTS = [
+    "=?utf-8?q?Facturaci=C3=B3n?= Proveedora <facturas@proveedora.example>",
+    "J. Smith <j@x.example>",
+    "undisclosed-recipients:;",
+    "a@b.example (comment)",
+    '"a\\"b" <x@y.example>',
+    '"local part"@x.example',
+    "a@[192.0.2.1]",
+    "a@b.example <c@d.example>",
+    "Tab\tName <t@x.example>",
+    "a@b.example,, c@d.example",
+]
+
+
+def _modern_pairs(value: str) -> list[tuple[str, str]]:
+    header = HeaderRegistry()("to", value)
+    return [(a.display_name, a.addr_spec) for a in header.addresses]
+
+
+@pytest.mark.parametrize("value", _PLAIN_ADDRESS_LISTS)
+def test_a_plain_address_list_reads_as_the_modern_parser_reads_it(value: str) -> None:
+    assert _plain_addresses(value) == _modern_pairs(value)
+
+
+@pytest.mark.parametrize("value", _OTHER_ADDRESS_LISTS)
+def test_other_address_lists_are_left_to_the_modern_parser(value: str) -> None:
+    assert _plain_addresses(value) is None
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_every_plain_corpus_address_list_reads_as_the_modern_parser_reads_it(
+    corpus: str,
+) -> None:
+    """From, To, Cc and Reply-To of every mail in the corpus: where the pattern reads a
+    list, it gives the modern parser's pairs."""
+    read = 0
+    for path in corpus_files(corpus):
+        head = path.read_bytes().split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+        message = BytesHeaderParser(policy=email.policy.default).parsebytes(head)
+        for name in ("from", "to", "cc", "reply-to"):
+            value = raw_value(message, name)
+            if value is None or (plain := _plain_addresses(value)) is None:
+                continue
+            assert plain == _modern_pairs(value), f"{path.name} {name}: {value!r}"
+            read += 1
+    assert read > 0
