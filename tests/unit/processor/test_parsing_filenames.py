@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 import pytest
 
-from services.processor.parsing import parts, policies
 from services.processor.parsing.filenames import MAX_NAME_BYTES, NameRegistry, sanitise
-from services.processor.parsing.model import ParseLimits
 
 
 @pytest.mark.parametrize(
@@ -65,53 +61,3 @@ def test_registry_keeps_suffixed_names_bounded() -> None:
     long = sanitise("x" * 300 + ".pdf", "y")
     registry.claim(long)
     assert len(registry.claim(long).encode()) <= MAX_NAME_BYTES
-
-
-# Content-Disposition values read without the header parser (plain: printable ASCII on
-# one line, tokens or quoted strings without escapes, one filename) ...
-_PLAIN_FORMS = [
-    'attachment; filename="factura-1000.pdf"',
-    "attachment; filename=factura.pdf",
-    'inline; filename="a b.pdf"',
-    'Attachment; FileName="mixed case.pdf"',
-    'attachment; filename="  padded.pdf  "',
-    'attachment; filename=""',
-    'attachment; filename="x.pdf"; size=12345;'
-    ' creation-date="Mon, 01 Jan 2024 10:00:00 GMT"; modification-date="Mon, 01 Jan 2024"',
-    'attachment; creation-date="filename=decoy"; filename="real.pdf"',
-    'attachment; filename="semi;colon.pdf"',
-    'attachment; filename="equals=sign.pdf"',
-]
-# ... and the forms left to Message.get_filename.
-_OTHER_FORMS = [
-    'attachment; filename="first.pdf"; filename="second.pdf"',
-    "attachment; size=1",
-    "attachment",
-    'attachment; filename="esc\\"aped.pdf"',
-    "attachment; filename=This is a test.txt",
-    "attachment; filename*=utf-8''%C3%A9t%C3%A9.pdf",
-    'attachment; filename="=?utf-8?q?caf=C3=A9?=.pdf"',
-    'attachment; filename="caf\udcc3\udca9.pdf"',
-    'attachment; filename="x.pdf" (comment)',
-    'attachment;\r\n filename="folded.pdf"',
-]
-
-
-def _part(disposition: str) -> EmailMessage:
-    message = EmailMessage(policy=policies.modern(ParseLimits()))
-    message["Content-Type"] = "application/pdf"
-    message._headers.append(("Content-Disposition", disposition))  # as a parser stores it
-    return message
-
-
-@pytest.mark.parametrize("value", _PLAIN_FORMS)
-def test_a_plain_disposition_gives_get_filenames_name(value: str) -> None:
-    """Reading a plain Content-Disposition's filename without the header parser gives
-    what ``Message.get_filename`` gives through the modern header object."""
-    part = _part(value)
-    assert parts._plain_disposition_filename(part) == part.get_filename()
-
-
-@pytest.mark.parametrize("value", _OTHER_FORMS)
-def test_other_dispositions_are_left_to_get_filename(value: str) -> None:
-    assert parts._plain_disposition_filename(_part(value)) is None
