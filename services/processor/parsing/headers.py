@@ -22,6 +22,8 @@ from .charsets import decode_text
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ADDR_SEP = re.compile(r"\s+")
+# Raw 8-bit header bytes, as the parser's surrogate escapes carry them.
+_RAW_8BIT = re.compile("[\udc80-\udcff]")
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 # RFC 5322 3.2.3 atext, dot-atom and 3.4.1 addr-spec (no quoted local parts, no domain
 # literals), and one mailbox of a plain address list (see _plain_addresses).
@@ -53,7 +55,7 @@ def _use_modern(msg: Message, raw: str) -> bool:
 
 
 def _has_8bit(value: str) -> bool:
-    return any("\udc80" <= c <= "\udcff" for c in value)
+    return _RAW_8BIT.search(value) is not None
 
 
 def decode_words(value: str, defects: list[str], where: str) -> str:
