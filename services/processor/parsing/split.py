@@ -29,8 +29,8 @@ from email.policy import Policy
 from .model import ParseLimits
 
 _PLAIN_MULTIPART_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
-# A CR that does not start a CRLF: a line end to the feed parser, not to str.find below.
-_LONE_CR = re.compile(r"\r(?!\n)")
+# The blank line that ends a header block, LF LF or LF CR LF.
+_BLANK_LINE = re.compile(r"\n\r?\n")
 # Read by the feed parser as a whole message inside the part (as is every message/* type
 # but delivery-status; the rarer ones are left to it).
 _NESTED_MESSAGES = frozenset({"message/rfc822", "message/global"})
@@ -45,9 +45,10 @@ class _NotPlain(Exception):
 def split_tree(data: bytes, limits: ParseLimits, policy: Policy) -> Message | None:
     """The tree ``BytesParser(policy).parsebytes(data)`` gives, or None if this mail
     is not one this module reproduces exactly."""
-    # BytesParser reads the mail as ASCII with surrogate escapes; so do we, once.
+    # BytesParser reads the mail as ASCII with surrogate escapes; so do we, once. A lone
+    # CR is a line end to the feed parser but not to the searches below.
     text = data.decode("ascii", "surrogateescape")
-    if _LONE_CR.search(text):
+    if text.count("\r") != text.count("\r\n"):  # a CR that does not start a CRLF
         return None
     try:
         return _Splitter(limits, policy).entity(text, 0)
@@ -131,12 +132,13 @@ def _plain_header_block(head: str, policy: Policy) -> Message | None:
 
 def _head_and_body(text: str) -> tuple[str, str]:
     """The header block (with its last line end) and the body after the blank line."""
-    ends = [(at, width) for at, width in ((text.find("\n\n"), 2), (text.find("\n\r\n"), 3))]
-    ends = [end for end in ends if end[0] >= 0]
-    if not ends:
+    # One search that stops at the first blank line of either kind: two str.find calls
+    # (for LF LF and for LF CR LF) each scanned the whole entity when that kind was absent,
+    # 0.8 ms per MB of mail.
+    blank = _BLANK_LINE.search(text)
+    if blank is None:
         raise _NotPlain
-    at, width = min(ends)
-    return text[: at + 1], text[at + width :]
+    return text[: blank.start() + 1], text[blank.end() :]
 
 
 def _without_last_line_end(text: str) -> str:
