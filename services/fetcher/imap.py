@@ -307,13 +307,15 @@ class ImapSession:
     def apply_post_action(self, uids: list[int], action: str, move_to: str | None) -> None:
         if not uids:
             return
+        # +FLAGS.SILENT (RFC 3501 6.4.6): the server does not send back each mail's flags,
+        # which nothing here reads.
         with translated():
             if action == "move" and move_to:
                 self._client.move(uids, move_to)
             elif action == "flag":
-                self._client.add_flags(uids, [FLAGGED])
+                self._client.add_flags(uids, [FLAGGED], silent=True)
             else:
-                self._client.add_flags(uids, [SEEN])
+                self._client.add_flags(uids, [SEEN], silent=True)
 
     def capabilities(self) -> tuple[bytes, ...]:
         with translated():
