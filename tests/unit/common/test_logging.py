@@ -63,3 +63,26 @@ def test_events_below_the_level_skip_the_processor_chain(monkeypatch) -> None:  
         structlog.configure(**saved)
         root.handlers[:], level = saved_root
         root.setLevel(level)
+
+
+_SECRET_FORMS = [
+    "Authorization: Bearer abcdefghijklmnop",
+    "BEARER   abc.def-ghi_jkl",
+    "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl in the middle",
+    "eyJhbGciOi.eyJzdWIiO.",
+    "access_token=opaque123456",
+    "Refresh_Token : 'abc'",
+    '{"id_token": "eyJx.y.z"}',
+    "ID_TOKEN='quoted'",
+]
+_PLAIN_VALUES = ["document_written", "processed", "2f1c8a9e-3b7d-4c1e-9a2b-5d6e7f8a9b0c", ""]
+
+
+def test_the_quick_check_lets_no_secret_form_through() -> None:
+    """scrub skips its three substitutions for values the quick pattern finds nothing in:
+    every form they redact must be found, and plain values come back as they were."""
+    redactor = SecretRedactor()
+    for text in _SECRET_FORMS:
+        assert REDACTED in redactor.scrub(text), text
+    for text in _PLAIN_VALUES:
+        assert redactor.scrub(text) == text
