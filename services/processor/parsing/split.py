@@ -29,6 +29,8 @@ from email.policy import Policy
 from .model import ParseLimits
 
 _PLAIN_MULTIPART_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+# A CR that does not start a CRLF: a line end to the feed parser, not to str.find below.
+_LONE_CR = re.compile(r"\r(?!\n)")
 # The blank line that ends a header block, LF LF or LF CR LF.
 _BLANK_LINE = re.compile(r"\n\r?\n")
 # Read by the feed parser as a whole message inside the part (as is every message/* type
@@ -45,10 +47,9 @@ class _NotPlain(Exception):
 def split_tree(data: bytes, limits: ParseLimits, policy: Policy) -> Message | None:
     """The tree ``BytesParser(policy).parsebytes(data)`` gives, or None if this mail
     is not one this module reproduces exactly."""
-    # BytesParser reads the mail as ASCII with surrogate escapes; so do we, once. A lone
-    # CR is a line end to the feed parser but not to the searches below.
+    # BytesParser reads the mail as ASCII with surrogate escapes; so do we, once.
     text = data.decode("ascii", "surrogateescape")
-    if text.count("\r") != text.count("\r\n"):  # a CR that does not start a CRLF
+    if "\r" in text and _LONE_CR.search(text):
         return None
     try:
         return _Splitter(limits, policy).entity(text, 0)
