@@ -66,9 +66,15 @@ def save_grant(conn: Connection[Any], mailbox_id: int, grant: Grant) -> None:
 
 
 def claim_due(conn: Connection[Any], lease: timedelta, limit: int) -> list[Claim]:
-    """Lease up to ``limit`` due tokens of active mailboxes, earliest due first."""
+    """Lease up to ``limit`` due tokens of active mailboxes, earliest due first.
+
+    The order is the caller's order of work: a throttled refresher hands back the rest of
+    the batch, so the tokens nearest their due time must come first. RETURNING gives the
+    updated rows in no particular order, hence the outer ORDER BY.
+    """
     rows = conn.execute(
-        "UPDATE mailbox_tokens t SET refresh_lease_until = now() + %s"
+        "WITH claimed AS ("
+        " UPDATE mailbox_tokens t SET refresh_lease_until = now() + %s"
         " FROM mailboxes m LEFT JOIN tenants tn ON tn.tenant_id = m.tenant_id"
         " WHERE m.id = t.mailbox_id AND t.mailbox_id IN ("
         "   SELECT t2.mailbox_id FROM mailbox_tokens t2"
@@ -78,7 +84,11 @@ def claim_due(conn: Connection[Any], lease: timedelta, limit: int) -> list[Claim
         "   ORDER BY t2.refresh_due_at LIMIT %s FOR UPDATE OF t2 SKIP LOCKED)"
         " RETURNING t.mailbox_id, m.address, m.tenant_id, m.auth_kind, t.token_cache,"
         "   t.home_account_id, t.generation, t.failure_count,"
-        "   t.refresh_requested AS forced, tn.app_token_cache, m.object_id",
+        "   t.refresh_requested AS forced, tn.app_token_cache, m.object_id,"
+        "   t.refresh_due_at AS due)"
+        " SELECT mailbox_id, address, tenant_id, auth_kind, token_cache, home_account_id,"
+        "   generation, failure_count, forced, app_token_cache, object_id"
+        " FROM claimed ORDER BY due, mailbox_id",
         (lease, limit),
     ).fetchall()
     return [Claim(**r) for r in rows]
