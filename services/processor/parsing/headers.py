@@ -123,8 +123,8 @@ def _plain_addresses(value: str) -> list[tuple[str, str]] | None:
     ``<local@domain>`` or ``name <local@domain>``, with dot-atom address parts and a name
     of space-separated atoms or one quoted string without escapes. For these the modern
     parser gives the same pairs (``tests/unit/processor/test_parsing_headers_bodies.py``
-    compares them) at about a tenth of its cost: its address parser was a quarter of the
-    parse time on the real-world corpus.
+    compares them) at a fraction of its cost (2.5 against 125 µs for a list of two): its
+    address parser was a quarter of the parse time on the real-world corpus.
     """
     if "=?" in value or not _PLAIN_ADDRESS_LIST.fullmatch(value):
         return None

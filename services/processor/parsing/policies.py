@@ -21,7 +21,7 @@ def _quote_boundary(match: re.Match[str]) -> str:
 
 # Content-Type and Content-Disposition are only ever read through Message methods that
 # split the value's text with compat32's parameter parser (get_content_type, get_param,
-# get_boundary, get_filename): the modern header object, 30-60 µs to build, was used
+# get_boundary, get_filename): the modern header object, 31-37 µs to build, was used
 # only as a string. A plain value is therefore kept as the text it is: printable ASCII on
 # one line, a type, and parameters whose names are tokens (no RFC 2231 "*") and whose
 # values are tokens or quoted strings without escapes (RFC 2045 5.1), no encoded words.

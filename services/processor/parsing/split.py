@@ -61,7 +61,6 @@ class _Splitter:
     def __init__(self, limits: ParseLimits, policy: Policy) -> None:
         self.limits = limits
         self.policy = policy
-        self.headers = email.parser.Parser(policy=policy)
         self.parts = 0
 
     def entity(self, text: str, depth: int, *, before_delimiter: bool = False) -> Message:
@@ -73,7 +72,8 @@ class _Splitter:
         head, body = _head_and_body(text)
         message = _plain_header_block(head, self.policy)
         if message is None:
-            message = self.headers.parsestr(head, headersonly=True)
+            parser = email.parser.Parser(policy=self.policy)
+            message = parser.parsestr(head, headersonly=True)
         if message.defects or not message.keys():
             raise _NotPlain
         ctype = message.get_content_type()
