@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -184,13 +183,19 @@ def where_to_look(auth_url: str, metrics: dict[str, str], dsn: str, logs: Path) 
 
 def watch_events(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     """Print each event as it arrives until SIGINT or SIGTERM."""
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    # A plain flag, not a threading.Event: the handler runs in this thread, between any two
+    # bytecodes, and Event.set() takes the lock that Event.wait() may be holding right then,
+    # which hung the demo after Ctrl-C (services never told to stop).
+    signalled: list[int] = []
+    previous = {
+        s: signal.signal(s, lambda number, _: signalled.append(number))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        while not stop.is_set():
+        while not signalled:
             method, _, body = channel.basic_get("erp.demo", auto_ack=True)
             if method is None:
-                stop.wait(0.5)
+                time.sleep(0.5)
             else:
                 print_event(json.loads(body))
     finally:
