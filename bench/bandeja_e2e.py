@@ -5,7 +5,8 @@ The mailboxes were connected through the real HTTP flow and then paused
 (``next_fetch_at = 'infinity'``) with the fetcher already running and idle; t0 is the
 moment they are made due and the scheduler is woken with NOTIFY, exactly what a fresh
 connect does. So the time covers scheduling, IMAP, the raw store, the process queue,
-parsing, the CRM write, the outbox relay and RabbitMQ — not process start-up.
+parsing, the CRM write, the outbox relay and RabbitMQ — not process start-up. Once the
+last event is in, the mailboxes are paused again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def run(stack: Stack, sink: EventSink, seeded: Seeded, label: str,
         db_t0, seeded.addresses)
     seconds = last - started
     profiles = profiler.stop() if profiler else {}
+    # Paused again once measured: left active, these mailboxes would be polled every
+    # BANDEJA_POLL_INTERVAL through every later run of every peer (a TLS login each, for
+    # the fetcher, Dovecot and PostgreSQL), loading the machine more with each run.
+    stack.pause(seeded.addresses)
     stored = stack.processed_documents(seeded.addresses)
     note = (f"documents table: {stored} processed; first event {first - started:.2f} s,"
             f" last raw mail stored {float(fetched or 0):.2f} s,"
