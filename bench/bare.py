@@ -15,7 +15,7 @@ from services.fetcher.imap import quiet_imaplib
 from standin.testing import StandIn
 from tests.support.services import CLIENT_ID, CLIENT_SECRET
 
-BATCH = 20  # Bandeja's default BANDEJA_FETCH_BATCH_SIZE
+BATCH = 50  # Bandeja's default BANDEJA_FETCH_BATCH_SIZE
 
 
 def app_token(standin: StandIn, tenant_id: str) -> str:

@@ -25,9 +25,10 @@ from tests.support.mail import invoice_mail
 def test_every_corpus_mail_ends_as_a_processed_or_failed_document(
     pool: ConnectionPool, clean_database: TestDatabase, mailbox_id: int, corpus: str
 ) -> None:
-    """The repository's hard cases and the 127 real-world mails, in batches of 20 as the
-    fetcher sends them: each is one document, ``processed`` or ``failed`` with a reason,
-    each with exactly one event that matches its schema; none is lost."""
+    """The repository's hard cases and the 127 real-world mails, in batches of 20 (the
+    fetcher sends batches of up to BANDEJA_FETCH_BATCH_SIZE): each is one document,
+    ``processed`` or ``failed`` with a reason, each with exactly one event that matches its
+    schema; none is lost."""
     files = corpus_files(corpus)
     deps = ProcessDeps(pool=pool, max_message_bytes=50_000_000)
     raw_ids = [
