@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # Mails per FETCH, per stored transaction and per processing message (also capped at
     # 16 MiB). Every batch costs a FETCH and a STORE, three fetcher transactions, a
     # publish and its confirm, a processor message with its transactions, and a relay
-    # turn: 50 instead of 20 took 0.2-0.4 ms of CPU off every 60 KB mail and 11-13 % more
-    # mails a second end to end; 100 gave nothing more (BENCHMARKS.md).
+    # turn: 50 instead of 20 took 0.4-0.9 ms of CPU off every 60 KB mail and gave 11-25 %
+    # more mails a second end to end; 100 gave nothing more (BENCHMARKS.md).
     fetch_batch_size: int = 50
     max_message_bytes: int = 50 * 1024 * 1024
     # Above this size a mail is fetched in partial FETCHes and stored chunk by chunk.
