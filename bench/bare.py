@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from imapclient import IMAPClient
 
 from bench.report import Throughput
-from common.settings import APP_ONLY_IMAP_SCOPE
+from common.settings import APP_ONLY_IMAP_SCOPE, Settings
 from services.fetcher.imap import quiet_imaplib
 from standin.testing import StandIn
 from tests.support.services import CLIENT_ID, CLIENT_SECRET
 
-BATCH = 50  # Bandeja's default BANDEJA_FETCH_BATCH_SIZE
+# Bandeja's default BANDEJA_FETCH_BATCH_SIZE, read from the settings so the two cannot drift.
+BATCH: int = Settings.model_fields["fetch_batch_size"].default
 
 
 def app_token(standin: StandIn, tenant_id: str) -> str:
