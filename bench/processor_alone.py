@@ -11,7 +11,6 @@ Run it under ``py-spy record -f raw`` to see where that time goes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 
 import psycopg
@@ -21,6 +20,7 @@ from common.db import create_pool
 from common.logging import configure_logging
 from services.processor.process import ProcessDeps, process_messages
 from standin.samples import invoice_mail
+from tests.integration.processor.stored import store_raw
 from tests.support.infra import TestDatabase
 
 
@@ -30,19 +30,21 @@ def store(dsn: str, mails: int) -> list[int]:
             "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@bench.example', 't1')"
             " RETURNING id"
         ).fetchone()
-        assert row is not None
-        raw_ids = []
-        for n in range(mails):
-            raw = invoice_mail(n, to="docs@bench.example", pdf_size=pdf_size_for(60_000))[0]
-            raw = raw.replace(b"\n", b"\r\n")
-            stored = conn.execute(
-                "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size,"
-                " raw) VALUES (%s, 'INBOX', 1, %s, %s, %s, %s) RETURNING id",
-                (row[0], n + 1, hashlib.sha256(raw).hexdigest(), len(raw), raw),
-            ).fetchone()
-            assert stored is not None
-            raw_ids.append(int(stored[0]))
-    return raw_ids
+    assert row is not None
+    pdf_size = pdf_size_for(60_000)
+    return [
+        store_raw(
+            dsn,
+            row[0],
+            n + 1,
+            _crlf(invoice_mail(n, to="docs@bench.example", pdf_size=pdf_size)[0]),
+        )
+        for n in range(mails)
+    ]
+
+
+def _crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\n", b"\r\n")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -19,6 +20,6 @@ def store_raw(dsn: str, mailbox_id: int, uid: int, raw: bytes) -> int:
     return int(row[0])
 
 
-def rows(dsn: str, sql: str) -> list[dict]:
+def rows(dsn: str, sql: str) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql).fetchall()
