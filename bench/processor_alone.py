@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import psycopg
-
 from bench.seed import pdf_size_for
 from common.db import create_pool
 from common.logging import configure_logging
@@ -22,20 +20,16 @@ from services.processor.process import ProcessDeps, process_messages
 from standin.samples import invoice_mail
 from tests.integration.processor.stored import store_raw
 from tests.support.infra import TestDatabase
+from tests.support.mailboxes import insert_mailbox
 
 
 def store(dsn: str, mails: int) -> list[int]:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@bench.example', 't1')"
-            " RETURNING id"
-        ).fetchone()
-    assert row is not None
+    mailbox_id = insert_mailbox(dsn, "docs@bench.example")
     pdf_size = pdf_size_for(60_000)
     return [
         store_raw(
             dsn,
-            row[0],
+            mailbox_id,
             n + 1,
             _crlf(invoice_mail(n, to="docs@bench.example", pdf_size=pdf_size)[0]),
         )

@@ -1,5 +1,6 @@
-"""Many mailboxes written straight into the database, for listing tests and the admin
-API bench: no sign-in, no tokens (so nothing fetches or refreshes them)."""
+"""Mailboxes written straight into the database, one for tests and benches that store mail
+for it, or many for listing tests and the admin API bench: no sign-in, no tokens (so
+nothing fetches or refreshes them)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,14 @@ def seed_mailboxes(dsn: str, count: int) -> list[Seeded]:
                 copy.write_row((row.address, row.tenant_id, row.state))
         cur.execute("ANALYZE mailboxes")  # plans as a long-lived database would have them
     return rows
+
+
+def insert_mailbox(dsn: str, address: str = "docs@corp.example", tenant_id: str = "t1") -> int:
+    """One active mailbox; its id."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "INSERT INTO mailboxes (address, tenant_id) VALUES (%s, %s) RETURNING id",
+            (address, tenant_id),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

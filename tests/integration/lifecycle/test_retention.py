@@ -16,6 +16,7 @@ from common.db import create_pool
 from services.lifecycle import retention
 from services.lifecycle.retention import RetentionSweeper
 from tests.support.infra import TestDatabase
+from tests.support.mailboxes import insert_mailbox
 from tests.support.waiting import wait_until
 
 
@@ -28,25 +29,21 @@ def pool(clean_database: TestDatabase) -> Iterator[ConnectionPool]:
 
 def _aged_processed_mails(dsn: str, count: int) -> None:
     """``count`` mails fetched and turned into documents eight days ago."""
+    mailbox_id = insert_mailbox(dsn)
     with psycopg.connect(dsn) as conn:
-        mailbox = conn.execute(
-            "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@corp.example', 't1')"
-            " RETURNING id"
-        ).fetchone()
-        assert mailbox is not None
         for uid in range(1, count + 1):
             raw = conn.execute(
                 "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size,"
                 " raw, fetched_at) VALUES (%s, 'INBOX', 1, %s, 'x', 1, 'x',"
                 " now() - interval '8 days') RETURNING id",
-                (mailbox[0], uid),
+                (mailbox_id, uid),
             ).fetchone()
             assert raw is not None
             conn.execute(
                 "INSERT INTO documents (id, raw_message_id, mailbox_id, mailbox, tenant_id,"
                 " state, created_at) VALUES (%s, %s, %s, 'docs@corp.example', 't1',"
                 " 'processed', now() - interval '8 days')",
-                (uuid.uuid4(), raw[0], mailbox[0]),
+                (uuid.uuid4(), raw[0], mailbox_id),
             )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
 from common.db import create_pool
 from tests.support.infra import TestDatabase
+from tests.support.mailboxes import insert_mailbox
 
 
 @pytest.fixture
@@ -21,10 +21,4 @@ def pool(clean_database: TestDatabase) -> Iterator[ConnectionPool]:
 
 @pytest.fixture
 def mailbox_id(clean_database: TestDatabase) -> int:
-    with psycopg.connect(clean_database.dsn) as conn:
-        row = conn.execute(
-            "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@corp.example', 't1')"
-            " RETURNING id"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return insert_mailbox(clean_database.dsn)
