@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.events import EventSink
 from bench.report import percentile
@@ -167,6 +169,7 @@ def run(
     mails_per_minute: float,
     poll_interval: float = 60.0,
     connect_threads: int = 8,
+    warmup_intervals: float = 1.0,
 ) -> dict[str, Any]:
     stack = Stack(harness, poll_interval=poll_interval).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
@@ -175,6 +178,7 @@ def run(
         "minutes": minutes,
         "poll_interval_s": poll_interval,
         "mails_per_minute": mails_per_minute,
+        "warmup_intervals": warmup_intervals,
         "env": dict(harness.extra_env),
     }
     rng = random.Random(19)
@@ -191,8 +195,12 @@ def run(
         fetchers = {n: p for n, p in pids.items() if n.startswith("fetcher")}
         # Steady state from the start: each mailbox's first poll somewhere in the interval.
         stack.spread(addresses, poll_interval)
-        time.sleep(poll_interval)  # warm-up: every mailbox polled (and logged in) once
+        # Warm-up: every mailbox polled (and logged in) once per interval. With parked
+        # sessions a replica reuses only what it parked itself, so steady state there
+        # is a few intervals in (each mailbox has been polled by every replica).
+        time.sleep(poll_interval * warmup_intervals)
         print("warm-up done", flush=True)
+        reuse0 = {n: _session_reuse(stack, n) for n in fetchers}
         sampler = ProcessSampler(stack, pids)
         sampler.start()
         cpu0 = {n: _cpu(p) for n, p in pids.items()}
@@ -242,6 +250,10 @@ def run(
                         strict=True,
                     )
                 ),
+                "session_reuse_in_window": {
+                    n: dict(Counter(_session_reuse(stack, n)) - Counter(reuse0[n]))
+                    for n in fetchers
+                },
                 **_fetch_runs({n: stack.log_path(n) for n in fetchers}),
             }
         )
@@ -251,6 +263,18 @@ def run(
         finally:
             out["exit_codes"] = stack.stop()
     return out
+
+
+def _session_reuse(stack: Stack, name: str) -> dict[str, float]:
+    """The replica's parked-session takes so far, by result (``reused``, ``dead``), from
+    its own /metrics; every other fetch run logged in afresh."""
+    text = requests.get(f"{stack.ops_url(name)}/metrics", timeout=5).text
+    takes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "bandeja_imap_session_reuse":
+            takes.update({s.labels["result"]: s.value for s in family.samples
+                          if s.name.endswith("_total")})
+    return takes
 
 
 def _cpu(pid: int) -> float:

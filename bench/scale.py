@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mails-per-minute", type=float, default=60.0)
     parser.add_argument("--poll-interval", type=float, default=60.0)
     parser.add_argument("--connect-threads", type=int, default=8)
+    parser.add_argument("--warmup-intervals", type=float, default=1.0,
+                        help="poll intervals before the window (parked sessions: 3)")
     parser.add_argument("--env", action="append", default=[], metavar="BANDEJA_X=VALUE",
                         help="a setting for every service of the run (repeatable)")
     args = parser.parse_args(argv)
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         result = fleet.run(harness, args.mailboxes, args.minutes,
                            mails_per_minute=args.mails_per_minute,
                            poll_interval=args.poll_interval,
-                           connect_threads=args.connect_threads)
+                           connect_threads=args.connect_threads,
+                           warmup_intervals=args.warmup_intervals)
         result["target_p95_<=60s_fetcher_<=1core"] = (
             "PASS" if result["freshness_p95_s"] <= 60
             and result["fetcher_cpu_cores_total"] <= 1.0 else "FAIL")

@@ -127,6 +127,10 @@ class Stack:
         assert self.services is not None
         self.services.add_replicas("fetcher", count)
 
+    def ops_url(self, name: str) -> str:
+        assert self.services is not None
+        return self.services.running[name].ops_url
+
     def log_path(self, name: str) -> Path:
         assert self.services is not None
         return self.services.running[name].log_path

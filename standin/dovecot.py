@@ -121,6 +121,9 @@ service imap {{
   # minute, taken from the fetchers it stands in front of (BENCHMARKS.md).
   service_count = 0
   process_min_avail = 2
+  # Several sessions per process: Exchange holds a long-lived connection per mailbox
+  # (parked sessions), and one process each would cap the stand-in at process_limit.
+  client_limit = 50
 }}
 service auth {{
   user = root
