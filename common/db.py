@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -76,6 +78,23 @@ def create_pool(dsn: str, *, name: str, max_size: int = 10) -> ConnectionPool[Co
         reconnect_timeout=300,
         open=True,
     )
+
+
+@contextmanager
+def single_statements(pool: ConnectionPool[Connection[Any]]) -> Iterator[Connection[Any]]:
+    """A pooled connection in autocommit mode, for work that is one statement.
+
+    Outside autocommit psycopg sends ``BEGIN`` and ``COMMIT`` as round trips of their own
+    (``BaseConnection._start_query``): a one-statement transaction is three round trips
+    where one does. The connection goes back to the pool as it came, not in autocommit.
+    """
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
 
 
 def check_if_server_spoke(conn: Connection[Any]) -> None:

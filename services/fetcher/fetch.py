@@ -23,6 +23,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from common.broker import PROCESS_MESSAGES_ACTOR, PROCESS_QUEUE, send
+from common.db import single_statements
 from common.errors import BandejaError, ServiceUnavailable, TokenNotReady
 from common.rule_metrics import MAILS_SKIPPED as RULE_SKIPS
 from common.settings import Settings
@@ -129,40 +130,36 @@ def fetch_mailbox(deps: FetchDeps, mailbox_id: int) -> str:
 
 def _start_run(deps: FetchDeps, mailbox_id: int) -> RunStart | None:
     """Lease the mailbox, take a tenant connection slot, read the folder position and the
-    access token, in one transaction; None if the mailbox is not active or another run
-    has it.
+    access token; None if the mailbox is not active or another run has it.
 
-    One checkout and one commit instead of one per step: a quiet poll is mostly this
-    bookkeeping, and at 10,000 mailboxes a minute each round trip counts (BENCHMARKS.md).
+    One statement (store/runs.py): a quiet poll is mostly this bookkeeping. Only a tenant
+    whose slot rows are missing (a new tenant, a raised cap) needs a second.
     """
-    with deps.pool.connection() as conn:
-        mailbox = store.acquire_lease(conn, mailbox_id, deps.owner)
-        if mailbox is None:
+    cap = deps.settings.imap_connections_per_tenant
+    with single_statements(deps.pool) as conn:
+        leased = store.start_run(conn, mailbox_id, deps.owner, cap)
+        if leased is None:
             return None
-        wait = tenant_limits.throttled_for(conn, mailbox.tenant_id)
-        slot = None
-        if wait <= 0:
-            cap = deps.settings.imap_connections_per_tenant
+        mailbox, wait, slot = leased.mailbox, leased.tenant_wait, leased.slot
+        if slot is None and wait <= 0:
             slot = tenant_limits.acquire_slot(conn, mailbox.tenant_id, deps.owner, cap)
-        if slot is None:  # the run ends as TenantBusy: nothing more to read
-            return RunStart(mailbox, wait, None, None, None)
-        position = store.folder_position(conn, mailbox.id, mailbox.folder)
-        token = store.usable_access_token(conn, deps.cipher, mailbox.id, TOKEN_MARGIN)
-    return RunStart(mailbox, wait, slot, position, token)
+    if slot is None:  # the run ends as TenantBusy: its token is not needed
+        return RunStart(mailbox, wait, None, None, None)
+    token = store.usable_from_row(deps.cipher, leased.token_row, TOKEN_MARGIN)
+    return RunStart(mailbox, wait, slot, leased.position, token)
 
 
 def _release_slot(deps: FetchDeps, start: RunStart) -> None:
     if start.slot is None:
         return
-    with deps.pool.connection() as conn:
+    with single_statements(deps.pool) as conn:
         tenant_limits.release_slot(conn, start.mailbox.tenant_id, start.slot, deps.owner)
 
 
 def _release_ok(deps: FetchDeps, start: RunStart) -> None:
-    with deps.pool.connection() as conn:
-        if start.slot is not None:
-            tenant_limits.release_slot(conn, start.mailbox.tenant_id, start.slot, deps.owner)
-        store.release_ok(conn, start.mailbox.id, deps.owner)
+    mailbox = start.mailbox
+    with single_statements(deps.pool) as conn:
+        store.finish_ok(conn, mailbox.id, deps.owner, mailbox.tenant_id, start.slot)
 
 
 def _with_database_retries(

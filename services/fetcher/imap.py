@@ -146,6 +146,8 @@ class ImapSession:
 
     def __init__(self, client: IMAPClient) -> None:
         self._client = client
+        # The folder this session has SELECTed, with what SELECT said of it.
+        self._selected: tuple[str, FolderStatus] | None = None
 
     @classmethod
     def open(cls, settings: Settings, address: str, access_token: str) -> ImapSession:
@@ -168,6 +170,17 @@ class ImapSession:
         return cls(client)
 
     def select(self, folder: str) -> FolderStatus:
+        """SELECT ``folder``; a session that has it selected already (a parked session's
+        next run) answers from that SELECT, whose EXISTS and UIDNEXT are then old.
+
+        UIDs and UIDVALIDITY cannot change within a session (RFC 3501 §2.3.1.1), and the
+        commands that follow see new mail, so the round trip bought nothing. A folder
+        deleted meanwhile fails the next command; the run after it logs in afresh and
+        reports the folder missing.
+        """
+        if self._selected is not None and self._selected[0] == folder:
+            return self._selected[1]
+        self._selected = None
         with translated():
             try:
                 info = self._client.select_folder(folder)
@@ -182,14 +195,17 @@ class ImapSession:
                 ):
                     raise
                 raise FolderMissing(f"cannot select {folder!r}: {exc}") from exc
-        return FolderStatus(
+        status = FolderStatus(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
             exists=int(info.get(b"EXISTS", 0)),
         )
+        self._selected = (folder, status)
+        return status
 
     def select_readonly(self, folder: str) -> None:
         """EXAMINE the folder, for watching it: nothing read there changes a flag."""
+        self._selected = None
         with translated():
             self._client.select_folder(folder, readonly=True)
 

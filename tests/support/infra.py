@@ -35,6 +35,7 @@ TABLES = (
     "connect_tickets",
     "mailbox_tokens",
     "mailboxes",
+    "imap_slots",
     "tenants",
 )
 

@@ -2,6 +2,8 @@
 
 - ``mailboxes``: the fetch-run lease on the mailbox row, folder positions, the
   post-action, the ``error`` state, making a mailbox due now.
+- ``runs``: a fetch run's first statement (lease, tenant slot, folder position, token)
+  and the last one of a run that went well.
 - ``access_tokens``: reading the mailbox's access token for a login.
 - ``raw_mail``: the raw mail store (the claim check) and its enqueued / done marks.
 - ``tenant_limits``: tenant-wide IMAP connection slots and throttling.
@@ -15,17 +17,14 @@ The fetch run's names are re-exported here (``store.acquire_lease(...)``); the t
 limits, IDLE leases, rules and schedule are used through their modules.
 """
 
-from services.fetcher.store.access_tokens import UsableToken, usable_access_token
+from services.fetcher.store.access_tokens import UsableToken, usable_access_token, usable_from_row
 from services.fetcher.store.mailboxes import (
     LEASE_TTL,
     LeasedMailbox,
-    acquire_lease,
-    folder_position,
     move_to_error,
     post_action,
     recover_leases_of_previous_life,
     release_failed,
-    release_ok,
     renew_lease,
     save_position,
     wake_mailbox,
@@ -38,26 +37,29 @@ from services.fetcher.store.raw_mail import (
     save_raw_chunked,
     stored_uids,
 )
+from services.fetcher.store.runs import RunStartRow, acquire_lease, finish_ok, start_run
 
 __all__ = [
     "LEASE_TTL",
     "LeasedMailbox",
+    "RunStartRow",
     "StoredMail",
     "UsableToken",
     "acquire_lease",
-    "folder_position",
+    "finish_ok",
     "mark_enqueued",
     "mark_post_action_done",
     "move_to_error",
     "post_action",
     "recover_leases_of_previous_life",
     "release_failed",
-    "release_ok",
     "renew_lease",
     "save_position",
     "save_raw_batch",
     "save_raw_chunked",
+    "start_run",
     "stored_uids",
     "usable_access_token",
+    "usable_from_row",
     "wake_mailbox",
 ]

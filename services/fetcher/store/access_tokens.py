@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,14 @@ def usable_access_token(
         " WHERE mailbox_id = %s",
         (mailbox_id,),
     ).fetchone()
+    return usable_from_row(cipher, row, margin)
+
+
+def usable_from_row(
+    cipher: TokenCipher, row: Mapping[str, Any] | None, margin: ExpiryMargin
+) -> UsableToken | None:
+    """The token of a ``mailbox_tokens`` row (``access_token``, ``access_issued_at``,
+    ``access_expires_at``) if it outlives ``margin``, decrypted."""
     if row is None or row["access_token"] is None or row["access_expires_at"] is None:
         return None
     expires_at: datetime = row["access_expires_at"]

@@ -28,17 +28,6 @@ class LeasedMailbox:
     error_count: int
 
 
-def acquire_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> LeasedMailbox | None:
-    """Take the mailbox for one fetch run; None if it is not active or another worker has it."""
-    row = conn.execute(
-        "UPDATE mailboxes SET lease_until = now() + %s, lease_owner = %s"
-        " WHERE id = %s AND state = 'active' AND (lease_until IS NULL OR lease_until < now())"
-        " RETURNING id, address, tenant_id, folder, post_action, move_to_folder, error_count",
-        (LEASE_TTL, owner, mailbox_id),
-    ).fetchone()
-    return LeasedMailbox(**row) if row else None
-
-
 def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str) -> int:
     """Release the leases a previous process on this host held when it died.
 
@@ -71,14 +60,6 @@ def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
     return row is not None
 
 
-def release_ok(conn: Connection[Any], mailbox_id: int, owner: str) -> None:
-    conn.execute(
-        "UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_fetch_at = now(),"
-        " last_error = NULL, error_count = 0 WHERE id = %s AND lease_owner = %s",
-        (mailbox_id, owner),
-    )
-
-
 def release_failed(
     conn: Connection[Any], mailbox_id: int, owner: str, error: str, retry_in: float
 ) -> None:
@@ -89,14 +70,6 @@ def release_failed(
         " WHERE id = %s AND lease_owner = %s",
         (error[:1000], timedelta(seconds=retry_in), mailbox_id, owner),
     )
-
-
-def folder_position(conn: Connection[Any], mailbox_id: int, folder: str) -> FolderPosition | None:
-    row = conn.execute(
-        "SELECT uidvalidity, last_uid FROM folder_state WHERE mailbox_id = %s AND folder = %s",
-        (mailbox_id, folder),
-    ).fetchone()
-    return FolderPosition(row["uidvalidity"], row["last_uid"]) if row else None
 
 
 def save_position(conn: Connection[Any], mailbox_id: int, folder: str, pos: FolderPosition) -> None:
