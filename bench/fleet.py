@@ -209,6 +209,7 @@ def run(
         dropped = _drop_mail(stack, addresses, mails_per_minute, minutes * 60, rng)
         window = time.monotonic() - window0
         cpu1 = {n: _cpu(p) for n, p in pids.items()}
+        reuse1 = {n: _session_reuse(stack, n) for n in fetchers}
         standin1 = {n: _tree_cpu(p) for n, p in _standin_pids(harness).items()}
         samples = sampler.stop()
         events = sink.wait_for(
@@ -251,7 +252,7 @@ def run(
                     )
                 ),
                 "session_reuse_in_window": {
-                    n: dict(Counter(_session_reuse(stack, n)) - Counter(reuse0[n]))
+                    n: dict(Counter(reuse1[n]) - Counter(reuse0[n]))
                     for n in fetchers
                 },
                 **_fetch_runs({n: stack.log_path(n) for n in fetchers}),
