@@ -107,7 +107,13 @@ def run_worker_process(
     worker.start()
     threads = start_loops(loops, stop)
     log.info("worker_started", queues=sorted(queues), threads=worker_threads)
-    stop.wait()
+    # A timed wait, not stop.wait(): the kernel may deliver SIGTERM to any thread, and a
+    # main thread blocked in an untimed lock wait then does not run the Python handler
+    # until something wakes it. Waking every second lets the interpreter run a pending
+    # handler. (The likely cause of a fetcher in a test that went on polling for 30 s
+    # after its SIGTERM, without logging shutdown_requested, until it was killed.)
+    while not stop.wait(timeout=1.0):
+        pass
     for thread in threads:
         thread.join(timeout=10)
     worker.stop(timeout=WORKER_SHUTDOWN_MS)
