@@ -110,8 +110,8 @@ def run_worker_process(
     # A timed wait, not stop.wait(): the kernel may deliver SIGTERM to any thread, and a
     # main thread blocked in an untimed lock wait then does not run the Python handler
     # until something wakes it. Waking every second lets the interpreter run a pending
-    # handler. (The likely cause of a fetcher in a test that went on polling for 30 s
-    # after its SIGTERM, without logging shutdown_requested, until it was killed.)
+    # handler. A fetcher in a test went on polling for 30 s after its SIGTERM this way;
+    # tests/e2e/test_shutdown.py hands the signal to a worker thread and fails without it.
     while not stop.wait(timeout=1.0):
         pass
     for thread in threads:
