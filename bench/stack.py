@@ -41,7 +41,9 @@ class Harness:
         """``settings``: ``BANDEJA_X=VALUE`` items (a bench's repeatable ``--env``)."""
         self.directory = Path(tempfile.mkdtemp(prefix="bandeja-bench-"))
         self.directory.chmod(0o755)
-        self.standin = StandIn(self.directory / "standin")
+        # Many sessions per imap process: parked sessions at 10,000 mailboxes are 20,000
+        # logged-in sessions, past Dovecot's process_limit at one process each.
+        self.standin = StandIn(self.directory / "standin", imap_sessions_per_process=50)
         self.auth_port = free_port()
         self.domain = f"bench{uuid.uuid4().hex[:6]}.example"
         self.tenant: dict[str, str] = {}

@@ -121,9 +121,9 @@ service imap {{
   # minute, taken from the fetchers it stands in front of (BENCHMARKS.md).
   service_count = 0
   process_min_avail = 2
-  # Several sessions per process: Exchange holds a long-lived connection per mailbox
-  # (parked sessions), and one process each would cap the stand-in at process_limit.
-  client_limit = 50
+  # Sessions per process (DovecotRunner's sessions_per_process): 1 unless a bench holds
+  # thousands of parked sessions, which at one process each stop at process_limit.
+  client_limit = {sessions_per_process}
 }}
 service auth {{
   user = root
@@ -196,8 +196,12 @@ class DovecotRunner:
     """
 
     def __init__(self, directory: Path, introspection_url: str, ca_dir: Path,
-                 imap_port: int | None = None, imaps_port: int | None = None) -> None:
+                 imap_port: int | None = None, imaps_port: int | None = None,
+                 sessions_per_process: int = 1) -> None:
         self.directory = Path(directory).resolve()
+        # Dovecot recommends 1 for mail processes (one session's disk wait stalls the
+        # others), and the chaos run's drop_imap kills Bandeja's processes, not its own.
+        self.sessions_per_process = sessions_per_process
         self.introspection_url = introspection_url
         self.ca_dir = Path(ca_dir)
         imap = imap_port or free_port()
@@ -293,7 +297,8 @@ class DovecotRunner:
         conf.write_text(_CONF.format(
             run=root / "run", root=root, mail=root / "mail", cert=cert.cert, key=cert.key,
             uid=uid, gid=gid, imap_port=self.ports.imap, imaps_port=self.ports.imaps,
-            separator=MASTER_SEPARATOR, instance=f"standin-{self.ports.imap}"))
+            separator=MASTER_SEPARATOR, instance=f"standin-{self.ports.imap}",
+            sessions_per_process=self.sessions_per_process))
         return conf
 
     def _wait_ready(self, timeout: float = 15.0) -> None:

@@ -142,13 +142,14 @@ class DovecotServer(DovecotRunner):
     host = "127.0.0.1"
 
     def __init__(self, introspection_url: str, ca_dir: Path | str,
-                 directory: Path | str | None = None) -> None:
+                 directory: Path | str | None = None, sessions_per_process: int = 1) -> None:
         self._tmp = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="standin-dovecot-")
             Path(self._tmp.name).chmod(0o755)
             directory = self._tmp.name
-        super().__init__(Path(directory), introspection_url, Path(ca_dir))
+        super().__init__(Path(directory), introspection_url, Path(ca_dir),
+                         sessions_per_process=sessions_per_process)
 
     @property
     def imap_port(self) -> int:
@@ -167,8 +168,10 @@ class DovecotServer(DovecotRunner):
 class StandIn:
     """The emulator plus Dovecot wired to it. Attributes: `identity`, `dovecot`."""
 
-    def __init__(self, directory: Path | str | None = None) -> None:
+    def __init__(self, directory: Path | str | None = None,
+                 imap_sessions_per_process: int = 1) -> None:
         self.directory = Path(directory) if directory else None
+        self._imap_sessions_per_process = imap_sessions_per_process
         self.identity = IdentityEmulator(self.directory / "identity" if self.directory else None)
         self.dovecot: DovecotServer
 
@@ -177,7 +180,8 @@ class StandIn:
         try:
             self.dovecot = DovecotServer(
                 self.identity.introspection_url, self.identity.state_dir,
-                self.directory / "dovecot" if self.directory else None)
+                self.directory / "dovecot" if self.directory else None,
+                sessions_per_process=self._imap_sessions_per_process)
             self.dovecot.start()
         except BaseException:
             self.identity.stop()
