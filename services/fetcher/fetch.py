@@ -133,7 +133,7 @@ def _start_run(deps: FetchDeps, mailbox_id: int) -> RunStart | None:
     access token; None if the mailbox is not active or another run has it.
 
     One statement (store/runs.py): a quiet poll is mostly this bookkeeping. Only a tenant
-    whose slot rows are missing (a new tenant, a raised cap) needs a second.
+    whose slot rows are missing (a new tenant, a raised cap) needs more.
     """
     cap = deps.settings.imap_connections_per_tenant
     with single_statements(deps.pool) as conn:
@@ -141,7 +141,10 @@ def _start_run(deps: FetchDeps, mailbox_id: int) -> RunStart | None:
         if leased is None:
             return None
         mailbox, wait, slot = leased.mailbox, leased.tenant_wait, leased.slot
-        if slot is None and wait <= 0:
+        # No free slot among the rows the statement saw; if some rows are missing (a new
+        # tenant, a raised cap), create them and try again. All present and all busy: the
+        # tenant is busy, without another round trip.
+        if slot is None and wait <= 0 and leased.slot_rows < cap:
             slot = tenant_limits.acquire_slot(conn, mailbox.tenant_id, deps.owner, cap)
     if slot is None:  # the run ends as TenantBusy: its token is not needed
         return RunStart(mailbox, wait, None, None, None)

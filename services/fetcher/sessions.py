@@ -113,8 +113,7 @@ class SessionPool:
             parked = list(self._parked.values())
             self._parked.clear()
             metrics.SESSIONS_PARKED.set(0)
-        with ThreadPoolExecutor(LOGOUT_THREADS, thread_name_prefix="logout") as pool:
-            list(pool.map(lambda entry: entry.session.close(), parked))
+        _close_all(parked, threads=LOGOUT_THREADS)
 
     def _overflow(self) -> int:
         return max(len(self._parked) - self._capacity, 0)
@@ -132,6 +131,11 @@ class SessionPool:
         return expired
 
 
-def _close_all(entries: list[_Parked]) -> None:
-    for entry in entries:
-        entry.session.close()
+def _close_all(entries: list[_Parked], threads: int = 1) -> None:
+    """LOGOUT each entry's session; with ``threads`` > 1, that many at once."""
+    if threads <= 1 or len(entries) <= 1:
+        for entry in entries:
+            entry.session.close()
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="logout") as pool:
+        list(pool.map(lambda entry: entry.session.close(), entries))

@@ -13,7 +13,7 @@
 - ``schedule``: which mailboxes are due (the scheduler's claim), when the next falls
   due, every active mailbox's poll age.
 
-The fetch run's names are re-exported here (``store.acquire_lease(...)``); the tenant
+The fetch run's names are re-exported here (``store.start_run(...)``); the tenant
 limits, IDLE leases, rules and schedule are used through their modules.
 """
 
@@ -37,7 +37,7 @@ from services.fetcher.store.raw_mail import (
     save_raw_chunked,
     stored_uids,
 )
-from services.fetcher.store.runs import RunStartRow, acquire_lease, finish_ok, start_run
+from services.fetcher.store.runs import RunStartRow, finish_ok, start_run
 
 __all__ = [
     "LEASE_TTL",
@@ -45,7 +45,6 @@ __all__ = [
     "RunStartRow",
     "StoredMail",
     "UsableToken",
-    "acquire_lease",
     "finish_ok",
     "mark_enqueued",
     "mark_post_action_done",

@@ -110,3 +110,34 @@ def test_the_tenant_slots_follow_a_raised_cap(clean_database: TestDatabase) -> N
         assert tenant_limits.acquire_slot(conn, TENANT, "a", 3) == 2
         tenant_limits.release_slot(conn, TENANT, 1, "a")
         assert tenant_limits.acquire_slot(conn, TENANT, "b", 3) == 1
+
+
+def test_a_tenant_with_every_slot_busy_is_skipped_and_a_raised_cap_adds_slots(
+    deps: fetch.FetchDeps, clean_database: TestDatabase
+) -> None:
+    mailbox_id = _mailbox(clean_database.dsn)
+    with connect(clean_database.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s)", (TENANT,))
+        # Both of the cap's slots held by another replica's runs.
+        assert [tenant_limits.acquire_slot(conn, TENANT, "other", 2) for _ in range(2)] == [0, 1]
+
+    assert fetch.fetch_mailbox(deps, mailbox_id) == "skipped"
+    after = _row(
+        clean_database.dsn,
+        "SELECT m.lease_owner, extract(epoch FROM m.next_fetch_at - now()) AS retry_in,"
+        " (SELECT count(*) FROM imap_slots) AS slot_rows,"
+        " (SELECT count(*) FROM imap_slots WHERE owner = 'other') AS others"
+        " FROM mailboxes m WHERE m.id = %s",
+        mailbox_id,
+    )
+    assert after["lease_owner"] is None
+    assert float(after["retry_in"]) <= 1.5
+    assert (after["slot_rows"], after["others"]) == (2, 2)
+
+    # A cap raised to 3: the run creates the third slot and takes it (then finds no token).
+    deps.settings.imap_connections_per_tenant = 3
+    with connect(clean_database.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE mailboxes SET next_fetch_at = now()")
+    assert fetch.fetch_mailbox(deps, mailbox_id) == "token_rejected"
+    assert _row(clean_database.dsn, "SELECT count(*) AS n FROM imap_slots")["n"] == 3
+    assert _slots_held(clean_database.dsn) == 2  # its own was given back

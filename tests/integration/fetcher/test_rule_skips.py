@@ -79,9 +79,9 @@ def mailbox(deps: fetch.FetchDeps, clean_database: TestDatabase) -> store.Leased
                 " VALUES ('t1', %s, %s, %s)",
                 (row["id"], position, Jsonb(spec)),
             )
-        leased = store.acquire_lease(conn, row["id"], deps.owner)
+        leased = store.start_run(conn, row["id"], deps.owner, cap=0)  # the lease, no slot
     assert leased is not None
-    return leased
+    return leased.mailbox
 
 
 def _skipped(dsn: str) -> list[dict[str, Any]]:
