@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from contextlib import nullcontext
 from typing import Any
 
 import structlog
@@ -51,6 +52,9 @@ _MAYBE_SECRET = re.compile(
 )
 
 
+_SCALARS = (int, float, type(None))
+
+
 class SecretRedactor:
     """A structlog processor that masks secret keys, bearer strings and known secret values."""
 
@@ -83,8 +87,13 @@ class SecretRedactor:
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        for key, value in list(event_dict.items()):
-            event_dict[key] = REDACTED if key.lower() in SECRET_KEYS else self._clean(value)
+        for key, value in event_dict.items():  # values replaced in place: no key added
+            if key.lower() in SECRET_KEYS:
+                event_dict[key] = REDACTED
+            elif type(value) is str:
+                event_dict[key] = self.scrub(value)
+            elif not isinstance(value, _SCALARS):  # numbers cannot hold a secret
+                event_dict[key] = self._clean(value)
         return event_dict
 
 
@@ -95,32 +104,22 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", process: str = 
     """Route structlog and stdlib logging (dramatiq, pika, psycopg) through one JSON pipeline."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+        redactor,
+        # Added after the redactor, which need not scan what cannot hold a secret.
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         add_trace_ids,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-        redactor,
     ]
     if process:
-        shared.insert(1, _bind_process(process))
+        shared.append(_bind_process(process))
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
-    structlog.configure(
-        # A debug event below the level is dropped before the chain runs: the fetcher
-        # logs one per poll, 167 a second at 10,000 mailboxes (BENCHMARKS.md).
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    # Libraries' stdlib records (dramatiq, pika, psycopg) reach the same chain here.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -128,12 +127,48 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json", process: str = 
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    structlog.configure(
+        # Bandeja's own events are rendered by structlog and written by the handler's
+        # stream, skipping the stdlib's record, caller lookup and formatter: a third of
+        # the cost of a line, and the processor writes one per document (BENCHMARKS.md).
+        # An event below the level is dropped before the chain runs: the fetcher logs a
+        # debug one per poll, 167 a second at 10,000 mailboxes.
+        processors=[*shared, renderer],
+        logger_factory=_HandlerWriterFactory(handler),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=True,
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # pika narrates every frame at INFO; its failures still surface as WARNING+.
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class _HandlerWriter:
+    """Where one named structlog logger's rendered lines go: the stdlib handler's stream,
+    under the handler's lock, so that they never interleave with the libraries' lines."""
+
+    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
+        self._handler = handler
+        self.name = name  # read by structlog.stdlib.add_logger_name
+
+    def msg(self, message: str) -> None:
+        with self._handler.lock or nullcontext():
+            stream = self._handler.stream
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _HandlerWriterFactory:
+    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
+        self._handler = handler
+
+    def __call__(self, name: str = "", *_args: Any) -> _HandlerWriter:
+        return _HandlerWriter(self._handler, name)
 
 
 def _bind_process(process: str) -> Any:

@@ -86,3 +86,69 @@ def test_the_quick_check_lets_no_secret_form_through() -> None:
         assert REDACTED in redactor.scrub(text), text
     for text in _PLAIN_VALUES:
         assert redactor.scrub(text) == text
+
+
+_SERVICE_LOGGING = r"""
+import logging, threading, structlog
+from common.logging import configure_logging
+configure_logging(level="INFO", process="processor")
+log = structlog.get_logger("services.processor.process")
+library = logging.getLogger("dramatiq.worker")
+
+def write(n):
+    for i in range(300):
+        log.info("document_written", raw_id=i, thread=n, note="x" * 3000)
+        library.warning("library line %s from %s", i, n)
+
+threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+log.debug("below_the_level")
+log.warning(
+    "token_refused", access_token="eyJhbGciOi.eyJzdWIiO.sig", error="Bearer abcdefghijklmnop"
+)
+try:
+    secret = "local-variable-secret"
+    raise ValueError("boom")
+except ValueError:
+    log.exception("processing_failed")
+"""
+
+
+def test_a_service_writes_one_json_object_per_line_from_every_thread_and_library() -> None:
+    """What a service writes to stderr, read as a log shipper reads it: every line one JSON
+    object (Bandeja's events and libraries' records from several threads never
+    interleave), each with its level, logger, time and process; secrets and the
+    traceback's local variables left out; events below the level not written."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVICE_LOGGING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+
+    written = [e for e in lines if e["event"] == "document_written"]
+    library = [e for e in lines if e["event"].startswith("library line")]
+    assert (len(written), len(library)) == (1200, 1200)
+    assert {e["logger"] for e in written} == {"services.processor.process"}
+    assert {e["logger"] for e in library} == {"dramatiq.worker"}
+    assert {(e["level"], e["process"]) for e in written} == {("info", "processor")}
+    assert {(e["level"], e["process"]) for e in library} == {("warning", "processor")}
+    assert all(e["timestamp"].endswith("Z") for e in lines)
+    assert not [e for e in lines if e["event"] == "below_the_level"]
+
+    refused = next(e for e in lines if e["event"] == "token_refused")
+    assert refused["access_token"] == REDACTED
+    assert "abcdefghijklmnop" not in refused["error"]
+    failed = next(e for e in lines if e["event"] == "processing_failed")
+    assert failed["level"] == "error"
+    assert failed["exception"][0]["exc_type"] == "ValueError"
+    assert "local-variable-secret" not in done.stderr
