@@ -23,6 +23,7 @@ from bench.events import EventSink
 from bench.report import Report
 from bench.seed import seed
 from bench.stack import Harness, Stack
+from bench.throughput import DRAIN_POLL_INTERVAL
 
 MAILBOXES = 20
 PER_MAILBOX = 100
@@ -33,7 +34,7 @@ Run = tuple[float, float, float, float, float]
 
 def one_stack(harness: Harness, name: str, settings: dict[str, str]) -> list[Run]:
     harness.extra_env = settings
-    stack = Stack(harness, processors=2).start()
+    stack = Stack(harness, processors=2, poll_interval=DRAIN_POLL_INTERVAL).start()
     sink = EventSink(stack.vhost.url, "bandeja.document.#")
     out: list[Run] = []
     try:
