@@ -28,7 +28,6 @@ class RunStartRow:
     mailbox: LeasedMailbox
     tenant_wait: float  # > 0: seconds the tenant must still wait; no slot was taken
     slot: int | None  # None: throttled, or no slot row free (or none exists yet)
-    slot_rows: int  # the tenant's slot rows below the cap: fewer than the cap, some are missing
     position: FolderPosition | None
     token_row: dict[str, Any] | None = field(repr=False)  # encrypted; access_tokens reads it
 
@@ -50,9 +49,7 @@ _START = (
     "       AND (SELECT tenant_wait FROM throttle) <= 0"
     "     ORDER BY s.slot LIMIT 1 FOR UPDATE SKIP LOCKED)"
     "   RETURNING slot)"
-    " SELECT l.*, w.tenant_wait, (SELECT slot FROM slot) AS slot,"
-    "   (SELECT count(*) FROM imap_slots s WHERE s.tenant_id = l.tenant_id"
-    "     AND s.slot < %(cap)s) AS slot_rows, f.uidvalidity, f.last_uid,"
+    " SELECT l.*, w.tenant_wait, (SELECT slot FROM slot) AS slot, f.uidvalidity, f.last_uid,"
     "   k.mailbox_id AS token_mailbox_id, k.access_token, k.access_issued_at,"
     "   k.access_expires_at"
     " FROM leased l CROSS JOIN throttle w"
@@ -90,9 +87,7 @@ def start_run(conn: Connection[Any], mailbox_id: int, owner: str, cap: int) -> R
         None if row["uidvalidity"] is None else FolderPosition(row["uidvalidity"], row["last_uid"])
     )
     tokens = None if row["token_mailbox_id"] is None else {c: row[c] for c in _TOKEN_COLUMNS}
-    return RunStartRow(
-        mailbox, float(row["tenant_wait"]), row["slot"], int(row["slot_rows"]), position, tokens
-    )
+    return RunStartRow(mailbox, float(row["tenant_wait"]), row["slot"], position, tokens)
 
 
 def finish_ok(

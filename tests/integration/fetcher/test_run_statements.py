@@ -90,21 +90,3 @@ def test_a_throttled_tenant_or_a_full_one_gets_the_lease_but_no_slot(
         assert taken is not None
         assert full is not None
         assert (taken.slot, full.slot, full.tenant_wait) == (0, None, 0.0)
-        assert full.slot_rows == 1  # every row there and busy: no second statement is worth it
-
-
-def test_the_statement_counts_the_slot_rows_below_the_cap(clean_database: TestDatabase) -> None:
-    """Fewer rows than the cap (a new tenant, a raised cap) is what sends the run on to
-    create the missing ones (fetch._start_run); rows past a lowered cap do not count."""
-    with connect(clean_database.dsn, autocommit=True) as conn:
-        new_tenant = runs.start_run(conn, _mailbox(conn), "worker-a", cap=2)
-        assert new_tenant is not None
-        assert (new_tenant.slot, new_tenant.slot_rows) == (None, 0)
-
-        _slots(conn, 3)
-        lowered = runs.start_run(conn, _mailbox(conn, "b@corp.example"), "worker-a", cap=2)
-        raised = runs.start_run(conn, _mailbox(conn, "c@corp.example"), "worker-a", cap=5)
-        assert lowered is not None
-        assert raised is not None
-        assert (lowered.slot, lowered.slot_rows) == (0, 2)
-        assert (raised.slot, raised.slot_rows) == (1, 3)
