@@ -29,8 +29,12 @@ def deps(clean_database: TestDatabase) -> Iterator[fetch.FetchDeps]:
     pool.close()
 
 
-def _mailbox(dsn: str, *, token_expired: bool = True) -> int:
+def _mailbox(dsn: str, *, tenant_row: bool = False) -> int:
+    """A mailbox whose access token expired; ``tenant_row``: its tenant's row exists too
+    (a throttle or slots to set), as it does once auth has seen the tenant."""
     with connect(dsn, autocommit=True) as conn:
+        if tenant_row:
+            conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s)", (TENANT,))
         row = conn.execute(
             "INSERT INTO mailboxes (address, tenant_id) VALUES ('docs@corp.example', %s)"
             " RETURNING id",
@@ -85,9 +89,8 @@ def test_a_mailbox_without_a_usable_token_asks_auth_for_a_refresh(
 def test_a_throttled_tenant_takes_no_slot_and_waits_the_time_it_was_told(
     deps: fetch.FetchDeps, clean_database: TestDatabase
 ) -> None:
-    mailbox_id = _mailbox(clean_database.dsn)
+    mailbox_id = _mailbox(clean_database.dsn, tenant_row=True)
     with connect(clean_database.dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s)", (TENANT,))
         tenant_limits.throttle_tenant(conn, TENANT, 40.0)
     with connect(clean_database.dsn, autocommit=True) as conn:
         conn.execute("UPDATE mailboxes SET next_fetch_at = now() + interval '1 hour'")
@@ -115,9 +118,8 @@ def test_the_tenant_slots_follow_a_raised_cap(clean_database: TestDatabase) -> N
 def test_a_tenant_with_every_slot_busy_is_skipped_and_a_raised_cap_adds_slots(
     deps: fetch.FetchDeps, clean_database: TestDatabase
 ) -> None:
-    mailbox_id = _mailbox(clean_database.dsn)
+    mailbox_id = _mailbox(clean_database.dsn, tenant_row=True)
     with connect(clean_database.dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO tenants (tenant_id) VALUES (%s)", (TENANT,))
         # Both of the cap's slots held by another replica's runs.
         assert [tenant_limits.acquire_slot(conn, TENANT, "other", 2) for _ in range(2)] == [0, 1]
 
