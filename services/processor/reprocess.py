@@ -36,7 +36,7 @@ def send_for_processing(raw_ids: Sequence[int]) -> int:
     for sent, batch in enumerate(batches):
         try:
             broker.send(broker.PROCESS_QUEUE, broker.PROCESS_MESSAGES_ACTOR, batch)
-        except dramatiq.errors.ConnectionError as exc:
+        except dramatiq.errors.BrokerConnectionError as exc:
             raise SendInterrupted(sent, len(batches)) from exc
     return len(batches)
 
