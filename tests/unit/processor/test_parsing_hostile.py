@@ -228,4 +228,7 @@ def test_parts_with_long_content_types_cost_a_budget_not_minutes() -> None:
     assert isinstance(outcome, ParsedMail)
     assert outcome.text_body.count("x") >= 100
     assert any("read leniently" in d for d in outcome.defects)
-    assert seconds < 2.0
+    # Without the budget these 100 parts cost about 19 s of CPU. The bound only has to tell
+    # the two apart on a slow, shared host: with the budget a fresh-clone CI run here took
+    # 2.12 s (2026-11-28, beside its other test worker and the e2e services).
+    assert seconds < 6.0
