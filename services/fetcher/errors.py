@@ -5,7 +5,7 @@
     TransientError
     ├── TokenRejected          IMAP refused the access token (``expired``: BYE AccessTokenExpired)
     ├── TenantBusy             the tenant's IMAP slots are in use, or it is throttled (``wait``)
-    ├── LeaseLost              the mailbox stopped being ours during the run
+    ├── LeaseLost              the mailbox or its tenant slot stopped being ours during the run
     └── ServiceUnavailable
         ├── ConnectionDropped  BYE, timeout or dead socket (``kind`` says which)
         └── ProtocolViolation  what no session of ours reads past (a literal over the cap)
@@ -56,7 +56,8 @@ class TenantBusy(TransientError):
 
 
 class LeaseLost(TransientError):
-    """The mailbox stopped being ours, or stopped being active, during the run."""
+    """The mailbox stopped being ours or active, or the run's tenant slot was taken
+    after it expired, during the run."""
 
 
 class ConnectionDropped(ServiceUnavailable):

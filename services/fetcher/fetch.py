@@ -198,7 +198,7 @@ def _run(deps: FetchDeps, start: RunStart) -> RunStats:
     if session is None:
         session = ImapSession.open(deps.settings, mailbox.address, usable.token)
     try:
-        stats = _drain(deps, mailbox, session, start.position)
+        stats = _drain(deps, mailbox, start.slot, session, start.position)
     except BaseException as exc:
         if failure_policy.ends_without_logout(exc):
             session.drop()
@@ -209,9 +209,19 @@ def _run(deps: FetchDeps, start: RunStart) -> RunStats:
     return stats
 
 
+def _renew_run(
+    conn: Connection[Any], deps: FetchDeps, mailbox: store.LeasedMailbox, slot: int
+) -> None:
+    """Keep the mailbox lease and the tenant slot for another ``store.LEASE_TTL``, in the
+    transaction of each batch; a run that lost either stores nothing more."""
+    if not store.renew_run(conn, mailbox.id, deps.owner, mailbox.tenant_id, slot):
+        raise LeaseLost(f"mailbox {mailbox.id} or its tenant slot is no longer ours")
+
+
 def _drain(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
+    slot: int,
     session: ImapSession,
     known: sync.FolderPosition | None,
 ) -> RunStats:
@@ -225,7 +235,7 @@ def _drain(
         stored = store.stored_uids(conn, mailbox.id, mailbox.folder, position.uidvalidity, unseen)
     _finish_stored(deps, mailbox, session, [s for s in stored.values() if not s.post_action_done])
     new = [uid for uid in unseen if uid not in stored]
-    new, matches = _apply_rules(deps, mailbox, session, position, new)
+    new, matches = _apply_rules(deps, mailbox, slot, session, position, new)
     metrics.UNREAD_BACKLOG.inc(len(new))
     cap = deps.settings.max_message_bytes
     try:
@@ -244,10 +254,10 @@ def _drain(
             for uid in [uid for uid, body in bodies.items() if len(body) > cap]:
                 sizes[uid] = len(bodies.pop(uid))
                 large.append(uid)
-            _store_batch(deps, mailbox, session, position, bodies, stats, matches)
+            _store_batch(deps, mailbox, slot, session, position, bodies, stats, matches)
         for uid in sorted(chunked + unsized):
             try:
-                _store_chunked(deps, mailbox, session, position, uid, stats, matches)
+                _store_chunked(deps, mailbox, slot, session, position, uid, stats, matches)
             except MessageOverCap as exc:
                 sizes[uid] = exc.size
                 large.append(uid)
@@ -255,6 +265,7 @@ def _drain(
             _store_batch(
                 deps,
                 mailbox,
+                slot,
                 session,
                 position,
                 session.fetch_headers(large),
@@ -270,6 +281,7 @@ def _drain(
 def _store_batch(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
+    slot: int,
     session: ImapSession,
     position: sync.FolderPosition,
     bodies: dict[int, bytes],
@@ -280,8 +292,7 @@ def _store_batch(
     if not bodies:
         return
     with deps.pool.connection() as conn, conn.transaction():
-        if not store.renew_lease(conn, mailbox.id, deps.owner):
-            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
+        _renew_run(conn, deps, mailbox, slot)
         raw_ids = store.save_raw_batch(
             conn,
             mailbox.id,
@@ -308,6 +319,7 @@ def _store_batch(
 def _store_chunked(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
+    slot: int,
     session: ImapSession,
     position: sync.FolderPosition,
     uid: int,
@@ -315,8 +327,7 @@ def _store_chunked(
     matches: RuleMatches,
 ) -> None:
     with deps.pool.connection() as conn, conn.transaction():
-        if not store.renew_lease(conn, mailbox.id, deps.owner):
-            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
+        _renew_run(conn, deps, mailbox, slot)
         raw_id, size = store.save_raw_chunked(
             conn,
             mailbox.id,
@@ -348,6 +359,7 @@ def _matches_of(raw_ids: dict[int, int], matches: RuleMatches) -> dict[int, dict
 def _apply_rules(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
+    slot: int,
     session: ImapSession,
     position: sync.FolderPosition,
     new: list[int],
@@ -392,13 +404,14 @@ def _apply_rules(
             else:
                 to_download.append(mail.uid)
                 matches[mail.uid] = None if mail.rule is None else mail.rule.as_event_data()
-        _record_skipped(deps, mailbox, session, position, skips)
+        _record_skipped(deps, mailbox, slot, session, position, skips)
     return sorted(to_download), matches
 
 
 def _record_skipped(
     deps: FetchDeps,
     mailbox: store.LeasedMailbox,
+    slot: int,
     session: ImapSession,
     position: sync.FolderPosition,
     mails: list[screening.Screened],
@@ -406,8 +419,7 @@ def _record_skipped(
     if not mails:
         return
     with deps.pool.connection() as conn, conn.transaction():
-        if not store.renew_lease(conn, mailbox.id, deps.owner):
-            raise LeaseLost(f"mailbox {mailbox.id} is no longer ours or no longer active")
+        _renew_run(conn, deps, mailbox, slot)
         action, _ = store.post_action(conn, mailbox.id)
         rules_store.record_skipped(
             conn,

@@ -2,8 +2,9 @@
 
 - ``mailboxes``: the fetch-run lease on the mailbox row, folder positions, the
   post-action, the ``error`` state, making a mailbox due now.
-- ``runs``: a fetch run's first statement (lease, tenant slot, folder position, token)
-  and the last one of a run that went well.
+- ``runs``: a fetch run's first statement (lease, tenant slot, folder position, token),
+  the renewal of lease and slot with each stored batch, and the last statement of a run
+  that went well.
 - ``access_tokens``: reading the mailbox's access token for a login.
 - ``raw_mail``: the raw mail store (the claim check) and its enqueued / done marks.
 - ``tenant_limits``: tenant-wide IMAP connection slots and throttling.
@@ -25,7 +26,6 @@ from services.fetcher.store.mailboxes import (
     post_action,
     recover_leases_of_previous_life,
     release_failed,
-    renew_lease,
     save_position,
     wake_mailbox,
 )
@@ -37,7 +37,7 @@ from services.fetcher.store.raw_mail import (
     save_raw_chunked,
     stored_uids,
 )
-from services.fetcher.store.runs import RunStartRow, finish_ok, start_run
+from services.fetcher.store.runs import RunStartRow, finish_ok, renew_run, start_run
 
 __all__ = [
     "LEASE_TTL",
@@ -52,7 +52,7 @@ __all__ = [
     "post_action",
     "recover_leases_of_previous_life",
     "release_failed",
-    "renew_lease",
+    "renew_run",
     "save_position",
     "save_raw_batch",
     "save_raw_chunked",

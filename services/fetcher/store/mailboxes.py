@@ -49,17 +49,6 @@ def recover_leases_of_previous_life(conn: Connection[Any], host: str, owner: str
     return released
 
 
-def renew_lease(conn: Connection[Any], mailbox_id: int, owner: str) -> bool:
-    """Extend our lease; False once the mailbox stopped being ours or stopped being active
-    (disconnected, paused, needs_reauth mid-run): nothing more may be stored for it."""
-    row = conn.execute(
-        "UPDATE mailboxes SET lease_until = now() + %s WHERE id = %s AND lease_owner = %s"
-        " AND state = 'active' RETURNING id",
-        (LEASE_TTL, mailbox_id, owner),
-    ).fetchone()
-    return row is not None
-
-
 def release_failed(
     conn: Connection[Any], mailbox_id: int, owner: str, error: str, retry_in: float
 ) -> None:

@@ -1,5 +1,5 @@
 """A fetch run's first and last statements: the mailbox lease and the tenant's connection
-slot, taken together and given back together, one round trip each.
+slot, taken together, renewed together and given back together, one round trip each.
 
 A quiet poll is mostly this bookkeeping, and at 10,000 mailboxes a minute each round trip
 counts (BENCHMARKS.md): the run starts with one statement that leases the mailbox, takes
@@ -66,6 +66,15 @@ _FINISH_OK = (
 )
 
 
+_RENEW = (
+    "WITH slot AS (UPDATE imap_slots SET lease_until = now() + %(slot_ttl)s"
+    "   WHERE tenant_id = %(tenant)s AND slot = %(slot)s AND owner = %(owner)s RETURNING slot)"
+    " UPDATE mailboxes SET lease_until = now() + %(lease_ttl)s"
+    " WHERE id = %(id)s AND lease_owner = %(owner)s AND state = 'active'"
+    "   AND EXISTS (SELECT FROM slot) RETURNING id"
+)
+
+
 def start_run(conn: Connection[Any], mailbox_id: int, owner: str, cap: int) -> RunStartRow | None:
     """Lease the mailbox, take one of its tenant's first ``cap`` slots unless the tenant
     is throttled, and read the folder position and the access token; None if the mailbox
@@ -99,3 +108,29 @@ def finish_ok(
     conn.execute(
         _FINISH_OK, {"tenant": tenant_id, "slot": slot_number, "owner": owner, "id": mailbox_id}
     )
+
+
+def renew_run(
+    conn: Connection[Any], mailbox_id: int, owner: str, tenant_id: str, slot: int
+) -> bool:
+    """Extend the run's mailbox lease and its tenant slot, both by their full time; False
+    once either stopped being ours (the mailbox disconnected, paused or needing
+    re-authorization mid-run, or the slot taken by another run after it expired):
+    nothing more may be stored, and the run must let its connection go.
+
+    Renewed together because a run that drains a backlog for longer than ``SLOT_TTL``
+    would otherwise keep its connection after its slot had expired, and another run
+    could take the slot: more connections than BANDEJA_IMAP_CONNECTIONS_PER_TENANT.
+    """
+    row = conn.execute(
+        _RENEW,
+        {
+            "lease_ttl": LEASE_TTL,
+            "slot_ttl": SLOT_TTL,
+            "owner": owner,
+            "id": mailbox_id,
+            "tenant": tenant_id,
+            "slot": slot,
+        },
+    ).fetchone()
+    return row is not None

@@ -66,14 +66,6 @@ def _add_missing_slots(conn: Connection[Any], tenant_id: str, cap: int) -> bool:
     return cursor.rowcount > 0
 
 
-def renew_slot(conn: Connection[Any], tenant_id: str, slot: int, owner: str) -> None:
-    conn.execute(
-        "UPDATE imap_slots SET lease_until = now() + %s"
-        " WHERE tenant_id = %s AND slot = %s AND owner = %s",
-        (SLOT_TTL, tenant_id, slot, owner),
-    )
-
-
 def release_slot(conn: Connection[Any], tenant_id: str, slot: int, owner: str) -> None:
     conn.execute(
         "UPDATE imap_slots SET owner = NULL, lease_until = NULL"

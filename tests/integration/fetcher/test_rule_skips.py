@@ -21,6 +21,7 @@ from tests.support.infra import TestDatabase
 
 ADDRESS = "docs@corp.example"
 POSITION = sync.FolderPosition(uidvalidity=7, last_uid=0)
+SLOT = 0  # the tenant connection slot the run holds
 
 
 def _head(subject: str) -> MailHead:
@@ -79,8 +80,11 @@ def mailbox(deps: fetch.FetchDeps, clean_database: TestDatabase) -> store.Leased
                 " VALUES ('t1', %s, %s, %s)",
                 (row["id"], position, Jsonb(spec)),
             )
-        leased = store.start_run(conn, row["id"], deps.owner, cap=0)  # the lease, no slot
+        conn.execute("INSERT INTO tenants (tenant_id) VALUES ('t1')")
+        conn.execute("INSERT INTO imap_slots (tenant_id, slot) VALUES ('t1', %s)", (SLOT,))
+        leased = store.start_run(conn, row["id"], deps.owner, cap=1)  # the lease and a slot
     assert leased is not None
+    assert leased.slot == SLOT
     return leased.mailbox
 
 
@@ -98,7 +102,7 @@ def test_a_skip_is_recorded_before_its_post_action_and_finished_by_the_next_run(
     heads = {1: _head("News of the week"), 2: _head("Oferta"), 3: _head("Factura 12")}
     cut_short = RecordingSession(heads, post_action_fails=True)
     with pytest.raises(ConnectionDropped):
-        fetch._apply_rules(deps, mailbox, cast(Any, cut_short), POSITION, [1, 2, 3])
+        fetch._apply_rules(deps, mailbox, SLOT, cast(Any, cut_short), POSITION, [1, 2, 3])
     # Recorded, not yet marked read: the server still has it unread, nothing is lost.
     assert _skipped(clean_database.dsn) == [
         {"uid": 1, "rule_name": "newsletters", "post_action": "mark_read", "done": False},
@@ -107,7 +111,7 @@ def test_a_skip_is_recorded_before_its_post_action_and_finished_by_the_next_run(
 
     next_run = RecordingSession(heads)
     to_download, matches = fetch._apply_rules(
-        deps, mailbox, cast(Any, next_run), POSITION, [1, 2, 3]
+        deps, mailbox, SLOT, cast(Any, next_run), POSITION, [1, 2, 3]
     )
     assert next_run.post_actions == [([1], "mark_read")]  # the recorded one, applied once
     assert next_run.heads_asked == [[3]]  # the skipped ones are not read again
@@ -116,7 +120,7 @@ def test_a_skip_is_recorded_before_its_post_action_and_finished_by_the_next_run(
     assert [row["done"] for row in _skipped(clean_database.dsn)] == [True, False]
 
     later = RecordingSession(heads)
-    assert fetch._apply_rules(deps, mailbox, cast(Any, later), POSITION, [2]) == ([], {})
+    assert fetch._apply_rules(deps, mailbox, SLOT, cast(Any, later), POSITION, [2]) == ([], {})
     assert later.post_actions == []  # the ad stays unread, and is not read again
     assert later.heads_asked == []
     assert len(_skipped(clean_database.dsn)) == 2

@@ -90,3 +90,43 @@ def test_a_throttled_tenant_or_a_full_one_gets_the_lease_but_no_slot(
         assert taken is not None
         assert full is not None
         assert (taken.slot, full.slot, full.tenant_wait) == (0, None, 0.0)
+
+
+def test_a_renewal_extends_lease_and_slot_and_fails_once_the_slot_is_another_runs(
+    clean_database: TestDatabase,
+) -> None:
+    with connect(clean_database.dsn, autocommit=True) as conn:
+        mailbox_id, other_id = _mailbox(conn), _mailbox(conn, "other@corp.example")
+        _slots(conn, 1)
+        start = runs.start_run(conn, mailbox_id, "worker-a", cap=1)
+        assert start is not None
+        assert start.slot == 0
+        conn.execute(
+            "UPDATE mailboxes SET lease_until = now() + interval '1 second' WHERE id = %s",
+            (mailbox_id,),
+        )
+        conn.execute("UPDATE imap_slots SET lease_until = now() + interval '1 second'")
+
+        assert runs.renew_run(conn, mailbox_id, "worker-a", TENANT, 0)
+        left = conn.execute(
+            "SELECT extract(epoch FROM m.lease_until - now()) AS lease,"
+            " extract(epoch FROM s.lease_until - now()) AS slot"
+            " FROM mailboxes m, imap_slots s WHERE m.id = %s",
+            (mailbox_id,),
+        ).fetchone()
+        assert left is not None
+        assert left["lease"] > 80
+        assert left["slot"] > 80
+
+        # The slot's lease ran out and another run took it: this run must stop.
+        conn.execute("UPDATE imap_slots SET lease_until = now() - interval '1 second'")
+        other = runs.start_run(conn, other_id, "worker-b", cap=1)
+        assert other is not None
+        assert other.slot == 0
+        assert not runs.renew_run(conn, mailbox_id, "worker-a", TENANT, 0)
+        held = conn.execute("SELECT owner FROM imap_slots").fetchone()
+        assert held == {"owner": "worker-b"}
+        # A mailbox paused mid-run stops its run too, slot or not.
+        assert runs.renew_run(conn, other_id, "worker-b", TENANT, 0)
+        conn.execute("UPDATE mailboxes SET state = 'paused' WHERE id = %s", (other_id,))
+        assert not runs.renew_run(conn, other_id, "worker-b", TENANT, 0)
