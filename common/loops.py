@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
+from psycopg_pool import PoolClosed
 
 from common.health import Heartbeat
 
@@ -62,6 +63,8 @@ class Loop:
             try:
                 more = self.work()
             except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure, by design
+                if stop.is_set() and isinstance(exc, PoolClosed):
+                    return  # the stop closed the pool under a turn waiting for the database
                 self._failed(exc)
                 stop.wait(self.error_pause)  # instead of the idle wait, not on top of it
                 continue

@@ -11,7 +11,7 @@ from datetime import UTC
 import uvicorn
 
 from common.db import create_pool
-from common.runtime import readiness_checks, start_loops
+from common.runtime import readiness_checks, start_loops, stop_loops
 from common.settings import Settings
 from common.tokens import TokenCipher
 from services.auth import metrics
@@ -65,9 +65,7 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, lambda *_: setattr(server, "should_exit", True))
     server.run()
     stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
-    pool.close()
+    stop_loops(threads, pool)
     return 0
 
 

@@ -80,8 +80,15 @@ def test_auth_stays_live_and_scrapable_with_the_database_unreachable(
         assert ready.status_code == 503
         assert ready.json()["database"].startswith("failing"), ready.json()
         assert auth.process.poll() is None, auth.logs()[-2000:]
-    finally:
+        # SIGTERM ends it in seconds, well inside the pod's grace period: its loops wait
+        # for a connection the database never gives, and the pool is closed under them
+        # (it took 19-30 s, one 10 s join per loop, of the 45 s deploy/k8s allows).
+        stopping = time.monotonic()
         assert auth.stop() == 0, auth.logs()[-2000:]
+        assert time.monotonic() - stopping < 10, auth.logs()[-2000:]
+        assert "PoolClosed" not in auth.logs(), auth.logs()[-2000:]  # no error for the stop
+    finally:
+        auth.stop()
 
 
 def test_workers_wait_not_ready_while_database_and_broker_are_down(
