@@ -79,6 +79,19 @@ def start_loops(
     return threads
 
 
+def wait_for_stop(stop: threading.Event) -> None:
+    """Block the main thread until SIGTERM or SIGINT set ``stop``.
+
+    A timed wait, not stop.wait(): the kernel may deliver SIGTERM to any thread, and a
+    main thread blocked in an untimed lock wait then does not run the Python handler
+    until something wakes it. Waking every second lets the interpreter run a pending
+    handler. A fetcher in a test went on polling for 30 s after its SIGTERM this way;
+    tests/e2e/test_shutdown.py hands the signal to a worker thread and fails without it.
+    """
+    while not stop.wait(timeout=1.0):
+        pass
+
+
 def stop_loops(
     threads: list[threading.Thread], pool: ConnectionPool[Any], budget: float = 10.0
 ) -> None:
@@ -90,6 +103,7 @@ def stop_loops(
     s), and three loops joined one after another kept auth from exiting for 19-30 s of a
     pod's 45 s grace period. Once every loop left has waited for a connection a second,
     none of them holds one or can get one: closing the pool wakes them with PoolClosed.
+    The relay, whose pods get 30 s, waited the same way in its main thread.
     """
     deadline = time.monotonic() + budget
     stuck_since: float | None = None
@@ -140,13 +154,7 @@ def run_worker_process(
     worker.start()
     threads = start_loops(loops, stop)
     log.info("worker_started", queues=sorted(queues), threads=worker_threads)
-    # A timed wait, not stop.wait(): the kernel may deliver SIGTERM to any thread, and a
-    # main thread blocked in an untimed lock wait then does not run the Python handler
-    # until something wakes it. Waking every second lets the interpreter run a pending
-    # handler. A fetcher in a test went on polling for 30 s after its SIGTERM this way;
-    # tests/e2e/test_shutdown.py hands the signal to a worker thread and fails without it.
-    while not stop.wait(timeout=1.0):
-        pass
+    wait_for_stop(stop)
     for thread in threads:
         thread.join(timeout=10)
     worker.stop(timeout=WORKER_SHUTDOWN_MS)

@@ -8,6 +8,8 @@ from common.runtime import (
     serve_ops_until_ready,
     start_loops,
     stop_event_on_signals,
+    stop_loops,
+    wait_for_stop,
 )
 from common.settings import Settings
 from services.lifecycle.retention import RetentionSweeper
@@ -28,9 +30,8 @@ def run(settings: Settings) -> int:
     sweeper = RetentionSweeper(pool, settings.raw_retention_days, settings.retention_interval)
     ops.liveness["relay"] = relay.heartbeat.check
     ops.liveness["retention"] = sweeper.heartbeat.check
-    (sweeper_thread,) = start_loops([("retention", sweeper.run_forever)], stop)
-    relay.run_forever(stop)
-    sweeper_thread.join(timeout=10)
+    threads = start_loops([("relay", relay.run_forever), ("retention", sweeper.run_forever)], stop)
+    wait_for_stop(stop)
+    stop_loops(threads, pool)
     ops.stop()
-    pool.close()
     return 0

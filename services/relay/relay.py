@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed
 
 from common.db import OUTBOX_CHANNEL, NotificationListener
 from common.events import EVENT_TYPES
@@ -145,5 +145,7 @@ class Relay:
         try:
             self.report_backlog()
             self._backlog_reported_at = time.monotonic()
+        except PoolClosed:
+            pass  # the relay is stopping (common.runtime.stop_loops): nothing to report
         except Exception as exc:  # noqa: BLE001 - a database outage, logged
             log.warning("backlog_unknown", error_type=type(exc).__name__)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from common.migrate import migrate
-from tests.support.infra import PG_ADMIN_DSN
+from tests.support.infra import PG_ADMIN_DSN, TestDatabase
 from tests.support.services import ServiceProcess, free_port
 from tests.support.waiting import wait_until
 
@@ -117,6 +117,37 @@ def test_workers_wait_not_ready_while_database_and_broker_are_down(
     finally:
         codes = {name: worker.stop() for name, worker in workers.items()}
     assert codes == dict.fromkeys(WORKERS, 0), codes
+
+
+def test_the_relay_stops_in_seconds_after_its_database_went_away(
+    services_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The relay at work, then its database gone (dropped: every connection ends and no
+    new one is accepted, as after a failover to nowhere): SIGTERM still ends it cleanly
+    within seconds, inside its pod's 30 s grace period. It waited out the pool's 30 s
+    timeout in its main thread, then 10 s more for the retention loop."""
+    database = TestDatabase().create()
+    relay = ServiceProcess(
+        "relay", {**services_env, "BANDEJA_DATABASE_URL": database.dsn}, tmp_path, free_port()
+    )
+    try:
+        wait_until(lambda: _ready(relay), 30, what="the relay to be ready")
+        database.drop()
+        time.sleep(2)  # its loops are back for a connection the database will not give
+        stopping = time.monotonic()
+        assert relay.stop() == 0, relay.logs()[-2000:]
+        assert time.monotonic() - stopping < 10, relay.logs()[-2000:]
+        assert "PoolClosed" not in relay.logs(), relay.logs()[-2000:]
+    finally:
+        relay.stop()
+        database.drop()
+
+
+def _ready(process: ServiceProcess) -> bool:
+    try:
+        return requests.get(f"{process.ops_url}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture
