@@ -31,6 +31,13 @@ def _slots(conn: Any, cap: int) -> None:
     )
 
 
+def _two_mailboxes_one_slot(conn: Any) -> tuple[int, int]:
+    """Two mailboxes of the tenant, which has one connection slot."""
+    mailboxes = _mailbox(conn), _mailbox(conn, "other@corp.example")
+    _slots(conn, 1)
+    return mailboxes
+
+
 def test_one_statement_leases_takes_a_slot_and_reads_position_and_token(
     clean_database: TestDatabase,
 ) -> None:
@@ -74,8 +81,7 @@ def test_a_throttled_tenant_or_a_full_one_gets_the_lease_but_no_slot(
     clean_database: TestDatabase,
 ) -> None:
     with connect(clean_database.dsn, autocommit=True) as conn:
-        first, second = _mailbox(conn), _mailbox(conn, "other@corp.example")
-        _slots(conn, 1)
+        first, second = _two_mailboxes_one_slot(conn)
         tenant_limits.throttle_tenant(conn, TENANT, 40.0)
 
         throttled = runs.start_run(conn, first, "worker-a", cap=1)
@@ -96,8 +102,7 @@ def test_a_renewal_extends_lease_and_slot_and_fails_once_the_slot_is_another_run
     clean_database: TestDatabase,
 ) -> None:
     with connect(clean_database.dsn, autocommit=True) as conn:
-        mailbox_id, other_id = _mailbox(conn), _mailbox(conn, "other@corp.example")
-        _slots(conn, 1)
+        mailbox_id, other_id = _two_mailboxes_one_slot(conn)
         start = runs.start_run(conn, mailbox_id, "worker-a", cap=1)
         assert start is not None
         assert start.slot == 0
