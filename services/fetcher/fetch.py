@@ -146,7 +146,8 @@ def _start_run(deps: FetchDeps, mailbox_id: int) -> RunStart | None:
         # One more try covers both; without it, 27 runs in 3 minutes of the 10,000-mailbox
         # bench ended as TenantBusy, each a warning and a second's delay (BENCHMARKS.md).
         if slot is None and wait <= 0:
-            slot = tenant_limits.acquire_slot(conn, mailbox.tenant_id, deps.owner, cap)
+            holder = store.slot_owner(deps.owner, mailbox.id)
+            slot = tenant_limits.acquire_slot(conn, mailbox.tenant_id, holder, cap)
     if slot is None:  # the run ends as TenantBusy: its token is not needed
         return RunStart(mailbox, wait, None, None, None)
     token = store.usable_from_row(deps.cipher, leased.token_row, TOKEN_MARGIN)
@@ -157,7 +158,8 @@ def _release_slot(deps: FetchDeps, start: RunStart) -> None:
     if start.slot is None:
         return
     with single_statements(deps.pool) as conn:
-        tenant_limits.release_slot(conn, start.mailbox.tenant_id, start.slot, deps.owner)
+        holder = store.slot_owner(deps.owner, start.mailbox.id)
+        tenant_limits.release_slot(conn, start.mailbox.tenant_id, start.slot, holder)
 
 
 def _release_ok(deps: FetchDeps, start: RunStart) -> None:

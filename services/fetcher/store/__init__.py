@@ -37,7 +37,7 @@ from services.fetcher.store.raw_mail import (
     save_raw_chunked,
     stored_uids,
 )
-from services.fetcher.store.runs import RunStartRow, finish_ok, renew_run, start_run
+from services.fetcher.store.runs import RunStartRow, finish_ok, renew_run, slot_owner, start_run
 
 __all__ = [
     "LEASE_TTL",
@@ -56,6 +56,7 @@ __all__ = [
     "save_position",
     "save_raw_batch",
     "save_raw_chunked",
+    "slot_owner",
     "start_run",
     "stored_uids",
     "usable_access_token",

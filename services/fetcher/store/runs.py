@@ -42,7 +42,7 @@ _START = (
     "   RETURNING id, address, tenant_id, folder, post_action, move_to_folder, error_count),"
     " throttle AS (SELECT coalesce(greatest(extract(epoch FROM t.imap_throttled_until - now()),"
     "   0), 0) AS tenant_wait FROM leased l LEFT JOIN tenants t ON t.tenant_id = l.tenant_id),"
-    " slot AS (UPDATE imap_slots SET owner = %(owner)s, lease_until = now() + %(slot_ttl)s"
+    " slot AS (UPDATE imap_slots SET owner = %(slot_owner)s, lease_until = now() + %(slot_ttl)s"
     "   WHERE (tenant_id, slot) = (SELECT s.tenant_id, s.slot FROM imap_slots s"
     "     WHERE s.tenant_id = (SELECT tenant_id FROM leased) AND s.slot < %(cap)s"
     "       AND (s.lease_until IS NULL OR s.lease_until < now())"
@@ -60,7 +60,7 @@ _TOKEN_COLUMNS = ("access_token", "access_issued_at", "access_expires_at")
 
 _FINISH_OK = (
     "WITH freed AS (UPDATE imap_slots SET owner = NULL, lease_until = NULL"
-    "   WHERE tenant_id = %(tenant)s AND slot = %(slot)s AND owner = %(owner)s)"
+    "   WHERE tenant_id = %(tenant)s AND slot = %(slot)s AND owner = %(slot_owner)s)"
     " UPDATE mailboxes SET lease_until = NULL, lease_owner = NULL, last_fetch_at = now(),"
     "   last_error = NULL, error_count = 0 WHERE id = %(id)s AND lease_owner = %(owner)s"
 )
@@ -68,11 +68,20 @@ _FINISH_OK = (
 
 _RENEW = (
     "WITH slot AS (UPDATE imap_slots SET lease_until = now() + %(slot_ttl)s"
-    "   WHERE tenant_id = %(tenant)s AND slot = %(slot)s AND owner = %(owner)s RETURNING slot)"
+    "   WHERE tenant_id = %(tenant)s AND slot = %(slot)s AND owner = %(slot_owner)s"
+    "   RETURNING slot)"
     " UPDATE mailboxes SET lease_until = now() + %(lease_ttl)s"
     " WHERE id = %(id)s AND lease_owner = %(owner)s AND state = 'active'"
     "   AND EXISTS (SELECT FROM slot) RETURNING id"
 )
+
+
+def slot_owner(owner: str, mailbox_id: int) -> str:
+    """Who holds a tenant slot: the run, named by its process and its mailbox (a mailbox
+    has one run at a time). The process alone would let two runs of one replica share a
+    slot that lapsed and was taken again, and one's release free the other's. It starts
+    with the process's name, so a restarted process's recovery still frees it."""
+    return f"{owner}/{mailbox_id}"
 
 
 def start_run(conn: Connection[Any], mailbox_id: int, owner: str, cap: int) -> RunStartRow | None:
@@ -85,6 +94,7 @@ def start_run(conn: Connection[Any], mailbox_id: int, owner: str, cap: int) -> R
             "lease_ttl": LEASE_TTL,
             "slot_ttl": SLOT_TTL,
             "owner": owner,
+            "slot_owner": slot_owner(owner, mailbox_id),
             "id": mailbox_id,
             "cap": cap,
         },
@@ -106,7 +116,14 @@ def finish_ok(
     # No slot (-1 matches no row): the mailbox alone.
     slot_number = -1 if slot is None else slot
     conn.execute(
-        _FINISH_OK, {"tenant": tenant_id, "slot": slot_number, "owner": owner, "id": mailbox_id}
+        _FINISH_OK,
+        {
+            "tenant": tenant_id,
+            "slot": slot_number,
+            "owner": owner,
+            "slot_owner": slot_owner(owner, mailbox_id),
+            "id": mailbox_id,
+        },
     )
 
 
@@ -128,6 +145,7 @@ def renew_run(
             "lease_ttl": LEASE_TTL,
             "slot_ttl": SLOT_TTL,
             "owner": owner,
+            "slot_owner": slot_owner(owner, mailbox_id),
             "id": mailbox_id,
             "tenant": tenant_id,
             "slot": slot,

@@ -123,15 +123,19 @@ def test_a_renewal_extends_lease_and_slot_and_fails_once_the_slot_is_another_run
         assert left["lease"] > 80
         assert left["slot"] > 80
 
-        # The slot's lease ran out and another run took it: this run must stop.
+        # The slot's lease ran out and another run took it, even one of the same process
+        # (the slot is held by the run, not the process): this run must stop.
         conn.execute("UPDATE imap_slots SET lease_until = now() - interval '1 second'")
-        other = runs.start_run(conn, other_id, "worker-b", cap=1)
+        other = runs.start_run(conn, other_id, "worker-a", cap=1)
         assert other is not None
         assert other.slot == 0
         assert not runs.renew_run(conn, mailbox_id, "worker-a", TENANT, 0)
         held = conn.execute("SELECT owner FROM imap_slots").fetchone()
-        assert held == {"owner": "worker-b"}
+        assert held == {"owner": runs.slot_owner("worker-a", other_id)}
+        # Nor does its end free the slot the other run holds now.
+        runs.finish_ok(conn, mailbox_id, "worker-a", TENANT, 0)
+        assert conn.execute("SELECT owner FROM imap_slots").fetchone() == held
         # A mailbox paused mid-run stops its run too, slot or not.
-        assert runs.renew_run(conn, other_id, "worker-b", TENANT, 0)
+        assert runs.renew_run(conn, other_id, "worker-a", TENANT, 0)
         conn.execute("UPDATE mailboxes SET state = 'paused' WHERE id = %s", (other_id,))
-        assert not runs.renew_run(conn, other_id, "worker-b", TENANT, 0)
+        assert not runs.renew_run(conn, other_id, "worker-a", TENANT, 0)
