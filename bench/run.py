@@ -55,7 +55,8 @@ def part_throughput(h: Harness, r: Report, s: Sizes) -> None:
 
 def part_throughput_1mb(h: Harness, r: Report, s: Sizes) -> None:
     throughput.run(h, r, "throughput_1mb", mailboxes=s.mailboxes, per_mailbox=s.mb_per_mailbox,
-                   mail_bytes=1_000_000, repeats=s.repeats, processors=s.processors)
+                   mail_bytes=1_000_000, repeats=s.repeats, processors=s.processors,
+                   profile_dir=RESULTS_DIR / time.strftime("profile-%Y%m%d-%H%M%S-1mb"))
 
 
 def part_latency(h: Harness, r: Report, s: Sizes) -> None:

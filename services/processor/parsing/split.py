@@ -14,8 +14,10 @@ boundary, a start and a close delimiter and no empty parts, no ``message/*`` par
 ``message/rfc822`` and ``message/global``, no ``multipart/digest`` (other default types).
 Anything else returns None and the caller parses with the feed parser, as before. The split
 bytes are sliced, never copied per line, and each level is scanned once, so the cost is
-linear in the mail's size times its nesting, which ``guard.check_structure`` has bounded
-before this runs; ``max_depth`` and ``max_parts`` are also checked here.
+linear in the mail's size times its nesting. It runs before ``guard.check_structure``
+(entity.py), so it bounds itself: past ``max_depth`` levels, ``max_parts`` parts, or
+``max_parts`` delimiter lines in one multipart it declines, and the guard then judges the
+mail for the feed parser.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class _Splitter:
             raise _NotPlain
         children: list[Message | str] = [
             self.entity(part, depth + 1, before_delimiter=True)
-            for part in _parts(body, "--" + boundary)
+            for part in _parts(body, "--" + boundary, self.limits.max_parts)
         ]
         message.set_payload(children)
 
@@ -148,10 +150,10 @@ def _without_last_line_end(text: str) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def _parts(body: str, delimiter: str) -> list[str]:
+def _parts(body: str, delimiter: str, max_parts: int) -> list[str]:
     """The text between consecutive delimiter lines, up to the close delimiter; the
     preamble and epilogue are dropped, as nothing reads them."""
-    lines = _delimiter_lines(body, delimiter)
+    lines = _delimiter_lines(body, delimiter, max_parts)
     if len(lines) < 2 or not lines[-1][2]:
         raise _NotPlain
     parts = [body[after:start] for (_, after, _), (start, _, _) in itertools.pairwise(lines)]
@@ -160,12 +162,15 @@ def _parts(body: str, delimiter: str) -> list[str]:
     return parts
 
 
-def _delimiter_lines(body: str, delimiter: str) -> list[tuple[int, int, bool]]:
+def _delimiter_lines(body: str, delimiter: str, max_parts: int) -> list[tuple[int, int, bool]]:
     """(line start, next line start, is the close delimiter) of each line the feed
-    parser's boundary pattern matches, up to the first close delimiter."""
+    parser's boundary pattern matches, up to the first close delimiter. More than
+    ``max_parts`` parts' worth declines before the list grows with a hostile mail."""
     found: list[tuple[int, int, bool]] = []
     at = 0 if body.startswith(delimiter) else _next_line_starting(body, delimiter, 0)
     while at >= 0:
+        if len(found) > max_parts:
+            raise _NotPlain
         rest = at + len(delimiter)
         close = body.startswith("--", rest)
         end = body.find("\n", rest)

@@ -11,7 +11,7 @@ from email.policy import Policy
 import pytest
 
 from common.errors import UnparseableMail
-from services.processor.parsing import guard, policies
+from services.processor.parsing import guard, parse_message, policies
 from services.processor.parsing.model import ParseLimits
 from services.processor.parsing.split import split_tree
 from standin.samples import invoice_mail
@@ -155,21 +155,47 @@ _HOSTILE: dict[str, Callable[[str], bytes]] = {
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("case", _HOSTILE)
-def test_hostile_mail_past_the_guard_splits_as_the_feed_parser_does_or_is_declined(
+def test_hostile_mail_splits_as_the_feed_parser_does_or_is_declined(
     case: str,
 ) -> None:
-    """What guard.check_structure lets through reaches the split as it reaches the feed
-    parser: the same tree or none, with the same header budget spent. (What the guard
-    refuses never reaches either.)"""
+    """Hostile mail reaches the split before the structure guard (entity.py). What the
+    guard would refuse, the split declines too, so the guard still judges it; what the
+    guard lets through, the split reads as the feed parser does: the same tree or none,
+    with the same header budget spent."""
     raw = _HOSTILE[case]("docs@example.com")
+    split_policy, feed_policy = policies.modern(LIMITS), policies.modern(LIMITS)
+    tree = split_tree(raw, LIMITS, split_policy)
     try:
         guard.check_structure(raw, LIMITS)
     except UnparseableMail:
+        assert tree is None
         return
-    split_policy, feed_policy = policies.modern(LIMITS), policies.modern(LIMITS)
-    tree = split_tree(raw, LIMITS, split_policy)
     if tree is None:
         return
     expected = email.parser.BytesParser(policy=feed_policy).parsebytes(raw)
     assert _shape(tree) == _shape(expected)
     assert policies.header_budget_spent(split_policy) == policies.header_budget_spent(feed_policy)
+
+
+def test_more_delimiter_lines_than_parts_allowed_are_declined_then_refused() -> None:
+    """The split runs before the structure guard, so it stops counting delimiter lines
+    past the parts limit instead of listing a hostile mail's every one; the guard then
+    refuses the mail, as before."""
+    limits = ParseLimits(max_parts=5)
+    raw = _multipart("".join(f"--b1\n{_PART}" for _ in range(8)) + "--b1--\n")
+    assert split_tree(raw, limits, policies.modern(limits)) is None
+    with pytest.raises(UnparseableMail, match="more than 5 MIME parts"):
+        parse_message(raw, limits)
+
+
+def test_a_mail_that_talks_about_boundaries_is_read_not_refused() -> None:
+    """A well-formed mail whose text quotes more ``boundary=`` parameters than the parts
+    limit (a thread about MIME) was refused by the guard, which counts every declaration
+    it can see; the split reads its real structure, which is within the limits."""
+    limits = ParseLimits(max_parts=5)
+    quoted = "".join(f'Content-Type: multipart/mixed; boundary="q{n}"\n' for n in range(8))
+    raw = _multipart(f"--b1\nContent-Type: text/plain\n\n{quoted}--b1--\n")
+    with pytest.raises(UnparseableMail, match="more than 5 multipart boundaries"):
+        guard.check_structure(raw, limits)
+    mail = parse_message(raw, limits)
+    assert 'boundary="q7"' in mail.text_body
