@@ -221,7 +221,11 @@ _MESSAGE_ID_FIELD = re.compile(
 
 
 def _message_id(data: bytes) -> str | None:
-    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    # Sliced up to the first blank line: split(sep, 1) also copied the whole body out.
+    end = data.find(b"\r\n\r\n")
+    head = data if end < 0 else data[:end]
+    end = head.find(b"\n\n")
+    head = head if end < 0 else head[:end]
     block = _HEADER_BLOCK.match(head)
     match = _MESSAGE_ID_FIELD.search(head, 0, block.end() if block else 0)
     if match is None:
