@@ -10,6 +10,7 @@ import pybase64
 
 from .headers import decode_words, raw_value
 
+_LONGEST_LINE = 998
 _CID_BRACKETS = re.compile(r"^\s*<?\s*|\s*>?\s*$")
 _TOKEN = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 
@@ -123,7 +124,9 @@ def _decode_even_crlf_lines(data: bytes) -> bytes | None:
     length is what the characters left, all of the alphabet then, give: any other skipped
     character, or padding before the end, makes it shorter.
     """
-    width = data.find(b"\r\n")
+    # The first line end, looked for only as far as the longest line mail may carry
+    # (RFC 5322 2.1.1): a body in LF lines is not scanned whole before it is declined.
+    width = data.find(b"\r\n", 0, _LONGEST_LINE + 2)
     if width <= 0:
         return None
     stride = width + 2
@@ -134,11 +137,12 @@ def _decode_even_crlf_lines(data: bytes) -> bytes | None:
         or data[width + 1 : whole : stride] != b"\n" * lines
     ):
         return None
-    last_line_end = 2 if len(data) > whole and data.endswith(b"\r\n") else 0
+    content_end = len(data) - 2 if data.endswith(b"\r\n") else len(data)
+    # Line ends past the whole lines: the last, shorter line's, if it has one.
+    last_line_end = len(data) - content_end if len(data) > whole else 0
     characters = len(data) - 2 * lines - last_line_end
     if characters % 4:
         return None  # the standard library pads it, with a defect
-    content_end = len(data) - 2 if data.endswith(b"\r\n") else len(data)
     first_pad = data.find(b"=")
     padding = 0
     if first_pad >= 0:
