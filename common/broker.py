@@ -14,6 +14,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage
 
 from common.middleware import LogContext, TraceContext, WorkerMetrics
+from common.publishing import PublishingThreadBroker
 
 # pika's defaults block forever on a broker alarm and give up after one connection
 # attempt (docs/architecture.md#ops-dramatiq-broker); these make a publisher fail fast and
@@ -50,8 +51,11 @@ def tuned_url(url: str) -> str:
 
 
 def setup_broker(broker_url: str) -> RabbitmqBroker:
-    """Build the broker with publisher confirms and our middleware, and make it global."""
-    broker = RabbitmqBroker(url=tuned_url(broker_url), confirm_delivery=True)
+    """Build the broker with publisher confirms and our middleware, and make it global.
+
+    Its publishes go through one thread per process that keeps the connection's heartbeats
+    (common/publishing.py)."""
+    broker = PublishingThreadBroker(url=tuned_url(broker_url), confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(LogContext())
     # First in the list so that its after_* hooks run last, once Retries has decided

@@ -1,0 +1,128 @@
+"""Publishing through a real RabbitMQ (common/publishing.py): a process's publishing
+connection stays open while it idles past the heartbeat timeout, every thread's publishes
+share it and are confirmed, and a send keeps the caller's trace."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+
+from common import broker as common_broker
+from common import tracing
+from tests.support.infra import TestVhost
+
+QUEUE = "publishing-test"
+
+
+@pytest.fixture
+def own_vhost() -> Iterator[TestVhost]:
+    vhost = TestVhost().create()
+    yield vhost
+    vhost.drop()
+
+
+@pytest.fixture
+def broker(own_vhost: TestVhost) -> Iterator[Any]:
+    """The services' broker (setup_broker), negotiating a 1 s heartbeat: RabbitMQ closes a
+    connection that stays silent for two of them."""
+    previous = dramatiq.get_broker()
+    built = common_broker.setup_broker(own_vhost.url + "?heartbeat=1")
+    try:
+        yield built
+    finally:
+        built.close()
+        dramatiq.set_broker(previous)
+
+
+def _client_ports(vhost: TestVhost) -> list[str]:
+    """The client ports of the connections RabbitMQ holds open in ``vhost``."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    out = subprocess.run(
+        [ctl, "-q", "list_connections", "vhost", "peer_port"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    return sorted(port for name, port in rows if name == vhost.name)
+
+
+def _send(broker: Any, n: int) -> dramatiq.Message[Any]:
+    message: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name=QUEUE, actor_name="publishing_test", args=(n,), kwargs={}, options={}
+    )
+    return broker.enqueue(message)
+
+
+def _queued(broker: Any) -> int:
+    return int(broker.get_queue_message_counts(QUEUE)[0])
+
+
+def test_an_idle_publishing_connection_outlives_the_heartbeat_timeout(
+    broker: Any, own_vhost: TestVhost
+) -> None:
+    """A worker thread publishes, idles for four heartbeat intervals, publishes again: the
+    same connection carries both (before, RabbitMQ had closed it for missed heartbeats, an
+    error in its log, and the second publish met a reset)."""
+    first = threading.Thread(target=_send, args=(broker, 1))
+    first.start()
+    first.join()
+    before = _client_ports(own_vhost)
+    assert len(before) == 1
+    time.sleep(4)
+    assert _client_ports(own_vhost) == before
+    second = threading.Thread(target=_send, args=(broker, 2))
+    second.start()
+    second.join()
+    assert _client_ports(own_vhost) == before
+    assert _queued(broker) == 2  # (on a connection of the test's own thread)
+
+
+def test_publishes_from_many_threads_share_one_connection_and_are_all_confirmed(
+    broker: Any, own_vhost: TestVhost
+) -> None:
+    threads = [
+        threading.Thread(target=lambda t=t: [_send(broker, t * 100 + i) for i in range(25)])
+        for t in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(_client_ports(own_vhost)) == 1
+    assert _queued(broker) == 200  # each enqueue returned after RabbitMQ's confirm
+
+
+def test_a_send_carries_the_trace_it_was_made_in(
+    broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send runs on the publishing thread, in a copy of the caller's context."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    tracing.setup_tracing("test")
+    with tracing.tracer.start_as_current_span("caller") as span:
+        sent = _send(broker, 1)
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert trace_id in sent.options[tracing.TRACEPARENT]
+
+
+def test_a_publish_that_fails_raises_in_the_caller(own_vhost: TestVhost) -> None:
+    """Nothing is swallowed on the publishing thread: a broker that cannot be reached
+    fails the caller's send, as it did on the caller's own thread."""
+    previous = dramatiq.get_broker()
+    unreachable = common_broker.setup_broker(
+        "amqp://guest:guest@127.0.0.1:1/?connection_attempts=1&socket_timeout=1"
+    )
+    try:
+        with pytest.raises(dramatiq.errors.BrokerConnectionError):
+            _send(unreachable, 1)
+    finally:
+        unreachable.close()
+        dramatiq.set_broker(previous)
