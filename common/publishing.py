@@ -5,8 +5,9 @@ dramatiq's RabbitMQ broker publishes on a connection per thread, and pika's
 thread that published nothing for two heartbeat intervals found its connection closed by
 RabbitMQ ("missed heartbeats from client", an error in RabbitMQ's log), and its next publish
 failed with a reset, logged by pika with a traceback, before dramatiq reconnected
-(docs/architecture.md#ops-dramatiq-broker). Here a process's publishes go through one
-thread, which owns the one publishing connection and serves its heartbeats while idle.
+(docs/architecture.md#ops-dramatiq-broker). Here a process's publishes and queue
+declarations go through one thread, which owns the one publishing connection and serves
+its heartbeats while idle.
 
 ``enqueue`` still returns only once RabbitMQ has confirmed the message, and it runs in the
 caller's context (trace and log context), copied into the publishing thread.
@@ -48,6 +49,15 @@ class PublishingThreadBroker(RabbitmqBroker):
             return publish(message, delay=delay)
         context = contextvars.copy_context()
         return self._publisher.call(context.run, publish, message, delay=delay)
+
+    def declare_queue(self, queue_name: str, *, ensure: bool = False) -> None:
+        # dramatiq's consumer threads ensure their queue on their own thread's publishing
+        # connection, then consume on another one: the first was left idle until RabbitMQ
+        # closed it for missed heartbeats, two per worker process.
+        if ensure and not self._publisher.is_current():
+            self._publisher.call(super().declare_queue, queue_name, ensure=True)
+        else:
+            super().declare_queue(queue_name, ensure=ensure)
 
     def close(self) -> None:
         self._publisher.stop()

@@ -86,6 +86,29 @@ def test_an_idle_publishing_connection_outlives_the_heartbeat_timeout(
     assert _queued(broker) == 2  # (on a connection of the test's own thread)
 
 
+def test_an_idle_worker_keeps_every_connection_it_opened(broker: Any, own_vhost: TestVhost) -> None:
+    """A dramatiq worker (consumer threads for the queue and its delay queue) idles for
+    four heartbeat intervals, then processes a message: RabbitMQ closed none of its
+    connections meanwhile (before, each consumer thread left the connection it declared
+    its queue on idle, and RabbitMQ closed it for missed heartbeats)."""
+    done = threading.Event()
+    dramatiq.actor(
+        lambda n: done.set(), broker=broker, queue_name=QUEUE, actor_name="publishing_test"
+    )
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        time.sleep(1)
+        started = _client_ports(own_vhost)
+        assert started
+        time.sleep(4)
+        assert _client_ports(own_vhost) == started
+        _send(broker, 1)
+        assert done.wait(10)
+    finally:
+        worker.stop()
+
+
 def test_publishes_from_many_threads_share_one_connection_and_are_all_confirmed(
     broker: Any, own_vhost: TestVhost
 ) -> None:
