@@ -23,7 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-import pika
 import structlog
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -71,7 +70,7 @@ class PublishingThreadBroker(RabbitmqBroker):
             return
         try:
             connection.process_data_events(time_limit=0)
-        except pika.exceptions.AMQPError as exc:
+        except Exception as exc:  # noqa: BLE001 - the publishing thread must outlive it
             log.info("publishing_connection_closed", error_type=type(exc).__name__)
             del self.connection
 

@@ -16,7 +16,8 @@ import pytest
 
 from common import broker as common_broker
 from common import tracing
-from tests.support.infra import TestVhost
+from tests.support.infra import TestVhost, rabbitmqctl
+from tests.support.waiting import wait_until
 
 QUEUE = "publishing-test"
 
@@ -107,6 +108,38 @@ def test_an_idle_worker_keeps_every_connection_it_opened(broker: Any, own_vhost:
         assert done.wait(10)
     finally:
         worker.stop()
+
+
+def test_a_connection_rabbitmq_closes_while_idle_is_replaced_at_the_next_send(
+    broker: Any, own_vhost: TestVhost
+) -> None:
+    """A broker restart or an operator closing the connection: the publishing thread
+    notices while idle, drops it, and the next send opens a new one and is confirmed."""
+    _send(broker, 1)
+    [port] = _client_ports(own_vhost)
+    rabbitmqctl("close_connection", _connection_pid(own_vhost, port), "test: closed while idle")
+    wait_until(lambda: _client_ports(own_vhost) == [], timeout=10)
+    time.sleep(1)  # the publishing thread's idle wake-ups (a third of the heartbeat) see it
+    _send(broker, 2)
+    assert _client_ports(own_vhost) not in ([], [port])
+    assert _queued(broker) == 2
+
+
+def _connection_pid(vhost: TestVhost, port: str) -> str:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    out = subprocess.run(
+        [ctl, "-q", "list_connections", "vhost", "peer_port", "pid"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    [pid] = [
+        row[2]
+        for row in (line.split("\t") for line in out.splitlines())
+        if len(row) == 3 and row[0] == vhost.name and row[1] == port
+    ]
+    return pid
 
 
 def test_publishes_from_many_threads_share_one_connection_and_are_all_confirmed(
