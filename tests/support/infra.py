@@ -84,6 +84,20 @@ class TestVhost:
     def drop(self) -> None:
         rabbitmqctl("delete_vhost", self.name)
 
+    def connections(self, *fields: str) -> list[list[str]]:
+        """``fields`` (``rabbitmqctl list_connections`` items) of each connection RabbitMQ
+        holds open in this vhost."""
+        ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        listed = subprocess.run(
+            [ctl, "-q", "list_connections", "vhost", *fields],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        rows = [line.split("\t") for line in listed.splitlines()]
+        return [row[1:] for row in rows if len(row) == len(fields) + 1 and row[0] == self.name]
+
     def purge_work_queues(self) -> None:
         """Empty the worker queues (and their delay and dead-letter queues). The vhost
         lives for the session while each test's database starts empty with its ids from 1:

@@ -4,8 +4,6 @@ share it and are confirmed, and a send keeps the caller's trace."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -44,16 +42,7 @@ def broker(own_vhost: TestVhost) -> Iterator[Any]:
 
 def _client_ports(vhost: TestVhost) -> list[str]:
     """The client ports of the connections RabbitMQ holds open in ``vhost``."""
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    out = subprocess.run(
-        [ctl, "-q", "list_connections", "vhost", "peer_port"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
-    return sorted(port for name, port in rows if name == vhost.name)
+    return sorted(port for (port,) in vhost.connections("peer_port"))
 
 
 def _send(broker: Any, n: int) -> dramatiq.Message[Any]:
@@ -126,19 +115,7 @@ def test_a_connection_rabbitmq_closes_while_idle_is_replaced_at_the_next_send(
 
 
 def _connection_pid(vhost: TestVhost, port: str) -> str:
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    out = subprocess.run(
-        [ctl, "-q", "list_connections", "vhost", "peer_port", "pid"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    [pid] = [
-        row[2]
-        for row in (line.split("\t") for line in out.splitlines())
-        if len(row) == 3 and row[0] == vhost.name and row[1] == port
-    ]
+    [pid] = [pid for peer, pid in vhost.connections("peer_port", "pid") if peer == port]
     return pid
 
 

@@ -4,8 +4,6 @@ release) left `bandeja.events` in, events go out, or the refusal is loud (issue 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -75,7 +73,6 @@ def _publish_one(vhost: TestVhost) -> dict[str, Any]:
     finally:
         publisher.close()
     return event
-
 
 
 def _bound_queue(vhost: TestVhost, name: str = "erp") -> None:
@@ -323,16 +320,7 @@ def test_nacked_and_returned_events_in_a_pipelined_batch_stay_unsent(
 
 def _connections(vhost: TestVhost) -> dict[str, str]:
     """The vhost's connections by pid, with their state as RabbitMQ sees it."""
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    listed = subprocess.run(
-        [ctl, "-q", "list_connections", "pid", "vhost", "state"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    rows = [line.split("\t") for line in listed.splitlines()]
-    return {pid: state for pid, name, state in rows if name == vhost.name}
+    return dict(vhost.connections("pid", "state"))
 
 
 def test_events_whose_confirm_never_came_stay_unsent_and_go_after_reconnecting(
