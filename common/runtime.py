@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 import time
@@ -27,12 +28,22 @@ WORKER_SHUTDOWN_MS = 10 * 60 * 1000
 # one: a healthy pool lends a free connection in milliseconds.
 STUCK_ON_POOL_SECONDS = 1.0
 
+# A shutdown still running this long after SIGTERM prints every thread's stack to stderr,
+# once: where a stuck one waits. Below the shortest grace period (the relay's 30 s) and
+# the tests' 30 s before SIGKILL. faulthandler prints files, lines and function names
+# only, never a variable's value.
+SHUTDOWN_STACKS_AFTER_SECONDS = 20.0
 
-def stop_event_on_signals() -> threading.Event:
+
+def stop_event_on_signals(
+    stacks_after: float = SHUTDOWN_STACKS_AFTER_SECONDS,
+) -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        if not stop.is_set():
+            faulthandler.dump_traceback_later(stacks_after, exit=False)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
