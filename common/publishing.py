@@ -43,20 +43,17 @@ class PublishingThreadBroker(RabbitmqBroker):
         self._publisher = _PublishingThread(self)
 
     def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
-        publish = super().enqueue
-        if self._publisher.is_current():  # a middleware enqueuing from an enqueue hook
-            return publish(message, delay=delay)
         context = contextvars.copy_context()
-        return self._publisher.call(context.run, publish, message, delay=delay)
+        return self._publisher.call(context.run, super().enqueue, message, delay=delay)
 
     def declare_queue(self, queue_name: str, *, ensure: bool = False) -> None:
         # dramatiq's consumer threads ensure their queue on their own thread's publishing
         # connection, then consume on another one: the first was left idle until RabbitMQ
         # closed it for missed heartbeats, two per worker process.
-        if ensure and not self._publisher.is_current():
+        if ensure:
             self._publisher.call(super().declare_queue, queue_name, ensure=True)
         else:
-            super().declare_queue(queue_name, ensure=ensure)
+            super().declare_queue(queue_name)
 
     def close(self) -> None:
         self._publisher.stop()
@@ -97,10 +94,11 @@ class _PublishingThread:
             tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None
         ] = queue.SimpleQueue()
 
-    def is_current(self) -> bool:
-        return self._thread is threading.current_thread()
-
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the publishing thread; at once when already on it (an enqueue's own
+        queue declaration, a middleware enqueuing from an enqueue hook)."""
+        if self._thread is threading.current_thread():
+            return fn(*args, **kwargs)
         future: Future[T] = Future()
         with self._lock:
             self._ensure_running()
@@ -110,13 +108,17 @@ class _PublishingThread:
     def stop(self) -> None:
         with self._lock:
             thread = self._thread
-            if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            if thread is None or not self._running():
                 return
             self._calls.put(None)
         thread.join(timeout=10)
 
+    def _running(self) -> bool:
+        """Started in this process and not ended."""
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
     def _ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+        if self._running():
             return
         self._calls = queue.SimpleQueue()  # a parent's calls are not this process's
         self._pid = os.getpid()

@@ -222,12 +222,14 @@ _MESSAGE_ID_FIELD = re.compile(
 
 def _message_id(data: bytes) -> str | None:
     # Sliced up to the first blank line: split(sep, 1) also copied the whole body out.
-    end = data.find(b"\r\n\r\n")
-    head = data if end < 0 else data[:end]
-    end = head.find(b"\n\n")
-    head = head if end < 0 else head[:end]
+    head = _up_to(_up_to(data, b"\r\n\r\n"), b"\n\n")
     block = _HEADER_BLOCK.match(head)
     match = _MESSAGE_ID_FIELD.search(head, 0, block.end() if block else 0)
     if match is None:
         return None
     return clean_message_id(match.group(1).decode("ascii", "surrogateescape"))
+
+
+def _up_to(data: bytes, separator: bytes) -> bytes:
+    end = data.find(separator)
+    return data if end < 0 else data[:end]
