@@ -55,6 +55,7 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
         runs: dict[str, list[Throughput]] = {"bare1": [], "bare8": [], "fetchmail": [],
                                              "fetchmail_plain": [], "bandeja": []}
         cpu: dict[str, dict[str, float]] = {}
+        postgresql: dict[str, dict[str, float]] = {}  # Bandeja's, by the service it served
         # Interleaved, so that a machine that slows down part way (two shared cores)
         # slows every peer alike; the medians are compared.
         for i in range(repeats):
@@ -81,11 +82,13 @@ def run(harness: Harness, report: Report, section: str, *, mailboxes: int, per_m
                 result, _ = bandeja_e2e.run(stack, sink, bandeja_sets[i], "Bandeja end to end")
             runs["bandeja"].append(_add(report, section, f"bandeja#{i}", result))
             cpu[f"bandeja#{i}"] = account.milliseconds_per(result.mails)
+            postgresql[f"bandeja#{i}"] = account.postgresql_milliseconds_per(result.mails)
         for key in ("fetchmail", "bandeja"):  # the CPU of the median run stands for the peer
             middle = runs[key].index(_median_run(runs[key]))
             cpu[key] = cpu[f"{key}#{middle}"]
         cpu["fetchmail_plain"] = cpu.pop("fetchmail_plain#0")
         report.add(section, "cpu_ms_per_mail", cpu)
+        report.add(section, "postgresql_ms_per_mail_by_client", postgresql)
         report.add(section, "processor_replicas", processors)
         _ratios(report, section, runs)
         if profile_dir:
