@@ -18,20 +18,20 @@ on a backlog of large mail); RSS is sampled every 10 ms.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
+import psycopg
 
 from common.db import create_pool
 from services.processor.budget import MemoryBudget
 from services.processor.process import ProcessDeps, process_messages
 from standin.samples import invoice_mail
-from tests.integration.processor.stored import store_raw
 from tests.security.hostile_issue14 import xml_attachment_mail
 from tests.support.infra import TestDatabase
-from tests.support.mailboxes import insert_mailbox
 
 ADDRESS = "large@bench.example"
 
@@ -43,13 +43,22 @@ def _mail(n: int, pdf_bytes: int, xml_bytes: int) -> bytes:
 
 
 def _store(dsn: str, count: int, pdf_bytes: int, xml_bytes: int) -> tuple[list[int], int]:
-    """``count`` mails stored as the fetcher stores them (in pages); their ids and size."""
-    mailbox_id = insert_mailbox(dsn, ADDRESS, "t")
     ids, size = [], 0
-    for n in range(count):
-        raw = _mail(n, pdf_bytes, xml_bytes)
-        size = len(raw)
-        ids.append(store_raw(dsn, mailbox_id, n + 1, raw))
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "INSERT INTO mailboxes (address, tenant_id) VALUES (%s, 't') RETURNING id", (ADDRESS,)
+        ).fetchone()
+        assert row is not None
+        for n in range(count):
+            raw = _mail(n, pdf_bytes, xml_bytes)
+            size = len(raw)
+            stored = conn.execute(
+                "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, raw)"
+                " VALUES (%s, 'INBOX', 1, %s, %s, %s, %s) RETURNING id",
+                (row[0], n + 1, hashlib.sha256(raw).hexdigest(), size, raw),
+            ).fetchone()
+            assert stored is not None
+            ids.append(stored[0])
     return ids, size
 
 

@@ -46,7 +46,7 @@ def _stored_id(dsn: str, subject: str) -> int:
     """The stored mail with this subject (read from its raw bytes, still all there)."""
     rows = query(
         dsn,
-        "SELECT id FROM raw_messages r WHERE position(convert_to(%s, 'UTF8') IN r.raw_bytes) > 0",
+        "SELECT id FROM raw_messages WHERE position(convert_to(%s, 'UTF8') IN raw) > 0",
         f"Subject: {subject}",
     )
     assert len(rows) == 1, rows
@@ -58,7 +58,7 @@ def _stored(dsn: str) -> dict[int, dict]:
         r["id"]: r
         for r in query(
             dsn,
-            "SELECT r.id, r.raw_bytes IS NOT NULL AS has_raw, r.headers IS NOT NULL AS has_headers,"
+            "SELECT r.id, r.raw IS NOT NULL AS has_raw, r.headers IS NOT NULL AS has_headers,"
             " r.raw_deleted_at IS NOT NULL AS deleted, d.state FROM raw_messages r"
             " LEFT JOIN documents d ON d.raw_message_id = r.id",
         )

@@ -35,7 +35,7 @@ def mailbox_id(conn: psycopg.Connection) -> int:
 
 
 def _stored(conn: psycopg.Connection) -> dict[int, dict]:
-    rows = conn.execute("SELECT uid, message_id, r.raw_bytes AS raw FROM raw_messages r").fetchall()
+    rows = conn.execute("SELECT uid, message_id, raw FROM raw_messages").fetchall()
     return {r["uid"]: r for r in rows}
 
 

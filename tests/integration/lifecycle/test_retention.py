@@ -49,9 +49,7 @@ def _aged_processed_mails(dsn: str, count: int) -> None:
 
 def _still_stored(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM raw_messages r WHERE r.raw_bytes IS NOT NULL"
-        ).fetchone()
+        row = conn.execute("SELECT count(*) FROM raw_messages WHERE raw IS NOT NULL").fetchone()
     assert row is not None
     return int(row[0])
 

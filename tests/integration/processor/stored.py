@@ -8,20 +8,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from services.fetcher.store.raw_mail import write_pages
-
 
 def store_raw(dsn: str, mailbox_id: int, uid: int, raw: bytes) -> int:
-    """One stored mail, in pages as the fetcher stores it (no Message-ID guard: a test may
-    store the same bytes twice)."""
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        row = cursor.execute(
-            "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size,"
-            " chunked) VALUES (%s, 'INBOX', 1, %s, %s, %s, true) RETURNING id",
-            (mailbox_id, uid, hashlib.sha256(raw).hexdigest(), len(raw)),
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "INSERT INTO raw_messages (mailbox_id, folder, uidvalidity, uid, sha256, size, raw)"
+            " VALUES (%s, 'INBOX', 1, %s, %s, %s, %s) RETURNING id",
+            (mailbox_id, uid, hashlib.sha256(raw).hexdigest(), len(raw), raw),
         ).fetchone()
-        assert row is not None
-        write_pages(cursor, [(int(row[0]), 0, raw)])
+    assert row is not None
     return int(row[0])
 
 
