@@ -11,6 +11,13 @@ its heartbeats while idle.
 
 ``enqueue`` still returns only once RabbitMQ has confirmed the message, and it runs in the
 caller's context (trace and log context), copied into the publishing thread.
+
+One thread means a publish waits for those before it. A caller waits at most
+``CALL_TIMEOUT`` (what one publish can take on its own: three connection attempts, a
+confirm on a blocked connection, or a dead peer found by two missed heartbeats, with the
+settings of common/broker.py); past it, a call not yet started is withdrawn and the caller
+gets ``ConnectionClosed``, the error dramatiq retries a message on and restarts a consumer
+on. A call left in the queue when the thread stops fails the same way, at once.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, TypeVar
 import structlog
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.errors import ConnectionClosed
 
 log = structlog.get_logger(__name__)
 
@@ -33,14 +41,25 @@ T = TypeVar("T")
 
 # When no heartbeat was negotiated (0), idle wake-ups only notice a closed connection.
 _IDLE_WAKE_WITHOUT_HEARTBEAT = 30.0
+# The longest one publish takes by itself (module docstring): 3 x (10 s + 2 s) to connect,
+# 30 s blocked, 2 x 30 s of silence; rounded up.
+CALL_TIMEOUT = 90.0
+
+
+class PublishingUnavailable(ConnectionClosed):
+    """A call the publishing thread did not run: dramatiq handles it as a lost connection
+    (a message's actor is retried, a consumer restarts)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(RuntimeError(reason))  # type: ignore[no-untyped-call]
 
 
 class PublishingThreadBroker(RabbitmqBroker):
     """A ``RabbitmqBroker`` whose enqueues all run on one publishing thread per process."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, call_timeout: float = CALL_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._publisher = _PublishingThread(self)
+        self._publisher = _PublishingThread(self, call_timeout)
 
     def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
         context = contextvars.copy_context()
@@ -85,8 +104,9 @@ class _PublishingThread:
     """Runs calls on one daemon thread, started at the first call in each process (a
     forked worker process starts its own)."""
 
-    def __init__(self, broker: PublishingThreadBroker) -> None:
+    def __init__(self, broker: PublishingThreadBroker, call_timeout: float) -> None:
         self._broker = broker
+        self._call_timeout = call_timeout
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -103,7 +123,14 @@ class _PublishingThread:
         with self._lock:
             self._ensure_running()
             self._calls.put((future, fn, args, kwargs))
-        return future.result()
+        try:
+            return future.result(timeout=self._call_timeout)
+        except TimeoutError:
+            if not future.cancel():  # started after all: its own bounds apply
+                return future.result()
+            raise PublishingUnavailable(
+                f"publishing thread busy for {self._call_timeout:.0f} s"
+            ) from None
 
     def stop(self) -> None:
         with self._lock:
@@ -144,3 +171,15 @@ class _PublishingThread:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 future.set_exception(exc)
         del self._broker.connection  # closes this thread's channel and connection
+        _fail_left(calls)
+
+
+def _fail_left(calls: queue.SimpleQueue[Any]) -> None:
+    """Calls queued behind the stop: their callers get an error now instead of waiting."""
+    while True:
+        try:
+            item = calls.get_nowait()
+        except queue.Empty:
+            return
+        if item is not None and item[0].set_running_or_notify_cancel():
+            item[0].set_exception(PublishingUnavailable("publishing thread stopped"))
