@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from .model import ParseLimits
+from .unstructured import unstructured_text
 
 # JavaMail and others send boundary=----=_Part_1_2.3 unquoted; RFC 2045 5.1 requires
 # quotes for "=", and the modern parser then reads the boundary as "----" and loses every
@@ -112,6 +113,10 @@ class BoundedPolicy(EmailPolicy):
             # compat32's parameter parsing copies the rest of the value for each parameter
             # (email.message._parseparam): quadratic, so short values only.
             return compat32.header_fetch_parse(name, value[:_LENIENT_HEADER_BYTES])
+        # The Subject is only ever read as text (headers.text_header): a plain one is that
+        # text, without its header object (unstructured.py).
+        if lowered == "subject" and (text := unstructured_text(value)) is not None:
+            return text
         return _parsed_header(name, value)
 
 
