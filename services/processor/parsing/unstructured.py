@@ -76,6 +76,6 @@ def _decode_word(charset: str, encoding: str, text: str) -> str | None:
             return None
     try:
         decoded = data.decode(charset)
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, ValueError):  # ValueError: UnicodeError and its kinds
         return None
     return None if _SURROGATE.search(decoded) else decoded

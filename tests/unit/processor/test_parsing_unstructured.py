@@ -37,6 +37,7 @@ _DECLINED = [
     "=?utf-8?q?x?=b",  # none after it
     "=?hex?q?41?=",  # not a text encoding
     "=?no-such-charset?q?a?=",
+    "=?undefined?q?a?=",  # a codec that refuses everything with a bare UnicodeError
     "=?utf-8?b?SGVsbG8?=",  # not whole base64 quanta
     "=?utf-8?b?SGV*bG8=?=",
     "=?utf-8*es?q?a?=",  # RFC 2231 language
