@@ -5,8 +5,9 @@
 CPU time on a shared two-core host drifts by half between minutes (BENCHMARKS.md), so a
 parsing change worth 10 % cannot be seen in ``bench.parse_cpu``. Counting the CPU's
 instructions (callgrind's ``Ir``) is deterministic: the same code and mail give the same
-count in any minute. Instructions are not time (memory and page faults are not in them),
-so read them beside ``bench.parse_cpu``, not instead of it.
+count in any minute (with Python's hash seed fixed, as here). Instructions are not time
+(memory and page faults are not in them), so read them beside ``bench.parse_cpu``, not
+instead of it.
 
 Each set is parsed once and three times in two child processes under callgrind; the
 difference halved is one pass without the start-up. Both children make the mails of all
@@ -62,7 +63,9 @@ def instructions(tree: Path, kind: str, passes: int) -> int:
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          sys.executable, "-c", _CHILD, kind, str(passes)],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+        # A fixed hash seed: str hashes change dict and set layouts, which moved the counts
+        # by 2-4 % between runs of the same code.
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
         capture_output=True, text=True, check=True,
     )
     match = _COLLECTED.search(result.stderr)

@@ -38,6 +38,15 @@ def test_envio_dte_yields_each_document() -> None:
     assert {i.fields["document_type"] for i in invoices} == {"34"}
 
 
+def test_an_sii_envelope_without_a_document_is_not_an_invoice() -> None:
+    """An EnvioDTE whose DTE holds no Documento (only its signature) matches no format."""
+    content = (
+        b'<EnvioDTE xmlns="http://www.sii.cl/SiiDte"><SetDTE><Caratula/>'
+        b"<DTE><Signature/></DTE></SetDTE></EnvioDTE>"
+    )
+    assert recognise(content) == []
+
+
 def test_ubl_invoice() -> None:
     """UBL 2.1 Invoice: ID, dates, supplier VAT and legal name, payable amount, currency."""
     content = (INVOICES / "ubl_invoice_peppol.xml").read_bytes()

@@ -6,6 +6,7 @@ document becomes one result.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from xml.etree.ElementTree import Element
 
 from ._xml import child, local, text
@@ -18,7 +19,8 @@ _DOCUMENTS = frozenset({"Documento", "Exportaciones", "Liquidacion"})
 
 class ChileanDte:
     def matches(self, root: Element) -> bool:
-        return local(root.tag) in _ROOTS and any(True for _ in self._documents(root))
+        # Stops at the first document: a single DTE is the root, its document a child.
+        return local(root.tag) in _ROOTS and next(self._documents(root), None) is not None
 
     def format_of(self, root: Element) -> str:
         return FORMAT
@@ -27,14 +29,14 @@ class ChileanDte:
         return [self._fields(doc) for doc in self._documents(root)]
 
     @staticmethod
-    def _documents(root: Element) -> list[Element]:
-        return [
+    def _documents(root: Element) -> Iterator[Element]:
+        return (
             doc
             for dte in root.iter()
             if local(dte.tag) == "DTE"
             for doc in dte
             if local(doc.tag) in _DOCUMENTS
-        ]
+        )
 
     @staticmethod
     def _fields(doc: Element) -> dict[str, str | None]:
