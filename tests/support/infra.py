@@ -62,9 +62,12 @@ class TestDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def rabbitmqctl(*args: str) -> None:
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q args``; its standard output."""
     ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+    return subprocess.run(
+        [ctl, "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
 
 
 class TestVhost:
@@ -87,14 +90,7 @@ class TestVhost:
     def connections(self, *fields: str) -> list[list[str]]:
         """``fields`` (``rabbitmqctl list_connections`` items) of each connection RabbitMQ
         holds open in this vhost."""
-        ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-        listed = subprocess.run(
-            [ctl, "-q", "list_connections", "vhost", *fields],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
+        listed = rabbitmqctl("list_connections", "vhost", *fields)
         rows = [line.split("\t") for line in listed.splitlines()]
         return [row[1:] for row in rows if len(row) == len(fields) + 1 and row[0] == self.name]
 
