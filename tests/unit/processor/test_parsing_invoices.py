@@ -47,6 +47,27 @@ def test_an_sii_envelope_without_a_document_is_not_an_invoice() -> None:
     assert recognise(content) == []
 
 
+def test_a_dte_header_reads_the_first_group_and_field_of_each_name() -> None:
+    """A header that repeats a group or a field: its first group of a name is the one read,
+    and that group's first field of a name, even where a later group holds the field."""
+    content = (
+        b'<DTE xmlns="http://www.sii.cl/SiiDte"><Documento ID="D1"><Encabezado>'
+        b"<IdDoc><TipoDTE>33</TipoDTE><Folio> 7 </Folio><Folio>8</Folio></IdDoc>"
+        b"<Emisor><RUTEmisor>1-9</RUTEmisor></Emisor>"
+        b"<Emisor><RznSoc>Second issuer</RznSoc></Emisor>"
+        b"<Totales><MntTotal/></Totales><Totales><MntTotal>99</MntTotal></Totales>"
+        b"</Encabezado></Documento></DTE>"
+    )
+    [(fmt, fields)] = recognise(content)
+    assert fmt == "cl-dte"
+    assert fields["number"] == "7"
+    assert fields["issuer_tax_id"] == "1-9"
+    assert fields["issuer_name"] is None
+    assert fields["total"] is None
+    assert fields["currency"] == "CLP"
+    assert fields["receiver_name"] is None
+
+
 def test_ubl_invoice() -> None:
     """UBL 2.1 Invoice: ID, dates, supplier VAT and legal name, payable amount, currency."""
     content = (INVOICES / "ubl_invoice_peppol.xml").read_bytes()

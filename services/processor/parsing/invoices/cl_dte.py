@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from xml.etree.ElementTree import Element
 
-from ._xml import child, local, text
+from ._xml import child, local
 
 FORMAT = "cl-dte"
 _ROOTS = frozenset({"DTE", "EnvioDTE", "EnvioBOLETA"})
@@ -40,20 +40,47 @@ class ChileanDte:
 
     @staticmethod
     def _fields(doc: Element) -> dict[str, str | None]:
-        head = child(doc, "Encabezado")
-        totals = child(head, "Totales")
+        fields = _header_fields(child(doc, "Encabezado"))
+
+        def text(group: str, name: str) -> str | None:
+            found = fields.get((group, name))
+            if found is None or found.text is None:
+                return None
+            return found.text.strip() or None
+
         return {
-            "document_type": text(head, "IdDoc", "TipoDTE"),
-            "number": text(head, "IdDoc", "Folio"),
-            "issue_date": text(head, "IdDoc", "FchEmis"),
-            "issuer_tax_id": text(head, "Emisor", "RUTEmisor"),
-            "issuer_name": text(head, "Emisor", "RznSoc") or text(head, "Emisor", "RznSocEmisor"),
-            "receiver_tax_id": text(head, "Receptor", "RUTRecep"),
-            "receiver_name": text(head, "Receptor", "RznSocRecep"),
-            "net": text(totals, "MntNeto"),
-            "tax": text(totals, "IVA"),
-            "total": text(totals, "MntTotal"),
+            "document_type": text("IdDoc", "TipoDTE"),
+            "number": text("IdDoc", "Folio"),
+            "issue_date": text("IdDoc", "FchEmis"),
+            "issuer_tax_id": text("Emisor", "RUTEmisor"),
+            "issuer_name": text("Emisor", "RznSoc") or text("Emisor", "RznSocEmisor"),
+            "receiver_tax_id": text("Receptor", "RUTRecep"),
+            "receiver_name": text("Receptor", "RznSocRecep"),
+            "net": text("Totales", "MntNeto"),
+            "tax": text("Totales", "IVA"),
+            "total": text("Totales", "MntTotal"),
             # Amounts in a DTE are pesos unless an export document names another currency.
-            "currency": text(totals, "TpoMoneda") or "CLP",
+            "currency": text("Totales", "TpoMoneda") or "CLP",
             "document_id": doc.get("ID"),
         }
+
+
+def _header_fields(head: Element | None) -> dict[tuple[str, str], Element]:
+    """The header's fields by (group, field) local names, read in one pass: looking each
+    of the twelve up from the header took three times the CPU of parsing the XML.
+
+    The first group of a name and its first field of a name count, as a lookup by path
+    would find them.
+    """
+    fields: dict[tuple[str, str], Element] = {}
+    if head is None:
+        return fields
+    groups: set[str] = set()
+    for group in head:
+        group_name = local(group.tag)
+        if group_name in groups:
+            continue
+        groups.add(group_name)
+        for field in group:
+            fields.setdefault((group_name, local(field.tag)), field)
+    return fields
