@@ -87,13 +87,15 @@ class _Splitter:
         if message.defects or not message.keys():
             raise _NotPlain
         ctype = message.get_content_type()
+        # What get_content_maintype() returns, without reading the header twice more.
+        maintype = ctype.split("/")[0]
         if ctype in _NESTED_MESSAGES:
             # The feed parser reads the body as a message of its own, in the same stream.
             inner = self.entity(body, end, depth + 1, before_delimiter=before_delimiter)
             message.set_payload([inner])
-        elif message.get_content_maintype() == "message" or ctype == "multipart/digest":
+        elif maintype == "message" or ctype == "multipart/digest":
             raise _NotPlain
-        elif message.get_content_maintype() == "multipart":
+        elif maintype == "multipart":
             self._multipart(message, body, end, depth)
         else:
             if before_delimiter:
