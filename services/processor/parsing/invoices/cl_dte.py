@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from xml.etree.ElementTree import Element
 
-from ._xml import child, local
+from ._xml import child, local, text
 
 FORMAT = "cl-dte"
 _ROOTS = frozenset({"DTE", "EnvioDTE", "EnvioBOLETA"})
@@ -42,25 +42,22 @@ class ChileanDte:
     def _fields(doc: Element) -> dict[str, str | None]:
         fields = _header_fields(child(doc, "Encabezado"))
 
-        def text(group: str, name: str) -> str | None:
-            found = fields.get((group, name))
-            if found is None or found.text is None:
-                return None
-            return found.text.strip() or None
+        def field(group: str, name: str) -> str | None:
+            return text(fields.get((group, name)))
 
         return {
-            "document_type": text("IdDoc", "TipoDTE"),
-            "number": text("IdDoc", "Folio"),
-            "issue_date": text("IdDoc", "FchEmis"),
-            "issuer_tax_id": text("Emisor", "RUTEmisor"),
-            "issuer_name": text("Emisor", "RznSoc") or text("Emisor", "RznSocEmisor"),
-            "receiver_tax_id": text("Receptor", "RUTRecep"),
-            "receiver_name": text("Receptor", "RznSocRecep"),
-            "net": text("Totales", "MntNeto"),
-            "tax": text("Totales", "IVA"),
-            "total": text("Totales", "MntTotal"),
+            "document_type": field("IdDoc", "TipoDTE"),
+            "number": field("IdDoc", "Folio"),
+            "issue_date": field("IdDoc", "FchEmis"),
+            "issuer_tax_id": field("Emisor", "RUTEmisor"),
+            "issuer_name": field("Emisor", "RznSoc") or field("Emisor", "RznSocEmisor"),
+            "receiver_tax_id": field("Receptor", "RUTRecep"),
+            "receiver_name": field("Receptor", "RznSocRecep"),
+            "net": field("Totales", "MntNeto"),
+            "tax": field("Totales", "IVA"),
+            "total": field("Totales", "MntTotal"),
             # Amounts in a DTE are pesos unless an export document names another currency.
-            "currency": text("Totales", "TpoMoneda") or "CLP",
+            "currency": field("Totales", "TpoMoneda") or "CLP",
             "document_id": doc.get("ID"),
         }
 
